@@ -1,0 +1,229 @@
+// Package keys holds Clover's key hierarchy for data at rest: each site has a
+// key-encryption key (KEK) that wraps per-subject data keys, and each data key
+// seals one subject's record with AES-256-GCM.
+//
+// The KEK is behind the one-interface KEK so a KMS or HSM can replace the
+// local key file. Ciphertexts and wrapped keys are bound by associated data to
+// the site and the subject they belong to, so a row or a key copied onto
+// another subject or site does not open. Destroying a subject's wrapped data
+// key (crypto-shredding) makes every copy of its record unreadable.
+package keys
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DataKeySize is the size of a data key: AES-256.
+const DataKeySize = 32
+
+// ErrDecrypt is returned when a ciphertext or wrapped key does not open: it
+// was tampered with, belongs to another subject or site, or its key is gone.
+var ErrDecrypt = errors.New("keys: cannot decrypt")
+
+// KEK wraps and unwraps data keys. Implementations are safe for concurrent use.
+type KEK interface {
+	// ID names the key, so that a wrapped key records which KEK wrapped it.
+	ID() string
+	Wrap(dataKey, aad []byte) ([]byte, error)
+	Unwrap(wrapped, aad []byte) ([]byte, error)
+}
+
+// FileKEK is a KEK kept in a local file readable only by its owner.
+type FileKEK struct {
+	id   string
+	aead cipher.AEAD
+	rand io.Reader
+}
+
+var _ KEK = (*FileKEK)(nil)
+
+const kekHeader = "clover-kek-v1 "
+
+// LoadOrCreateFileKEK loads the KEK at path or, if there is none, creates it
+// with mode 0600 from rand. A key file that others can read is refused.
+func LoadOrCreateFileKEK(path string, rand io.Reader) (*FileKEK, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("keys: create directory for %s: %w", path, err)
+	}
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(rand, key); err != nil {
+		return nil, fmt.Errorf("keys: generate key-encryption key: %w", err)
+	}
+	content := kekHeader + base64.StdEncoding.EncodeToString(key) + "\n"
+	if err := createExclusive(path, []byte(content)); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("keys: create %s: %w", path, err)
+	}
+	return LoadFileKEK(path, rand)
+}
+
+// createExclusive writes data to a temporary file and links it into place,
+// so a concurrent creator never sees a partial file and one creator wins.
+func createExclusive(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-kek-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// LoadFileKEK loads an existing KEK file.
+func LoadFileKEK(path string, rand io.Reader) (*FileKEK, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("keys: %s has mode %04o; a key file must be readable by its owner only (chmod 600)", path, info.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	s := strings.TrimSuffix(string(data), "\n")
+	if !strings.HasPrefix(s, kekHeader) {
+		return nil, fmt.Errorf("keys: %s is not a Clover key-encryption key file", path)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, kekHeader))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("keys: %s is corrupt: expected a base64 32-byte key", path)
+	}
+	return NewFileKEK(key, rand)
+}
+
+// NewFileKEK builds a KEK from 32 key bytes.
+func NewFileKEK(key []byte, rand io.Reader) (*FileKEK, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(append([]byte("clover kek id\x00"), key...))
+	return &FileKEK{id: "file:" + hex.EncodeToString(sum[:8]), aead: aead, rand: rand}, nil
+}
+
+// ID returns "file:" and a fingerprint of the key that reveals nothing of it.
+func (k *FileKEK) ID() string { return k.id }
+
+// Wrap seals a data key under the KEK, bound to aad.
+func (k *FileKEK) Wrap(dataKey, aad []byte) ([]byte, error) {
+	return seal(k.aead, k.rand, dataKey, aad)
+}
+
+// Unwrap opens a wrapped data key; it fails with ErrDecrypt if it was wrapped
+// by another KEK or for other associated data.
+func (k *FileKEK) Unwrap(wrapped, aad []byte) ([]byte, error) {
+	dk, err := open(k.aead, wrapped, aad)
+	if err != nil {
+		return nil, err
+	}
+	if len(dk) != DataKeySize {
+		return nil, fmt.Errorf("%w: wrapped key has %d bytes", ErrDecrypt, len(dk))
+	}
+	return dk, nil
+}
+
+// NewDataKey returns a fresh random data key.
+func NewDataKey(rand io.Reader) ([]byte, error) {
+	dk := make([]byte, DataKeySize)
+	if _, err := io.ReadFull(rand, dk); err != nil {
+		return nil, fmt.Errorf("keys: generate data key: %w", err)
+	}
+	return dk, nil
+}
+
+// RecordAAD is the associated data that binds a record's ciphertext to its
+// site and subject.
+func RecordAAD(site, subject string) []byte { return aad("record", site, subject) }
+
+// KeyAAD is the associated data that binds a wrapped data key to its site and
+// subject.
+func KeyAAD(site, subject string) []byte { return aad("data-key", site, subject) }
+
+func aad(kind, site, subject string) []byte {
+	// Length-prefixed, so no two (site, subject) pairs encode alike.
+	return fmt.Appendf(nil, "clover/v1 %s %d:%s %d:%s", kind, len(site), site, len(subject), subject)
+}
+
+// Seal encrypts plaintext under a data key, bound to aad.
+func Seal(dataKey, plaintext, aad []byte, rand io.Reader) ([]byte, error) {
+	aead, err := newGCM(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return seal(aead, rand, plaintext, aad)
+}
+
+// Open decrypts a sealed record; it fails with ErrDecrypt on any mismatch.
+func Open(dataKey, sealed, aad []byte) ([]byte, error) {
+	aead, err := newGCM(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return open(aead, sealed, aad)
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("keys: key must be 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+const version byte = 1
+
+func seal(aead cipher.AEAD, rand io.Reader, plaintext, aad []byte) ([]byte, error) {
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
+	out[0] = version
+	if _, err := io.ReadFull(rand, out[1:]); err != nil {
+		return nil, fmt.Errorf("keys: nonce: %w", err)
+	}
+	return aead.Seal(out, out[1:], plaintext, aad), nil
+}
+
+func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
+	n := aead.NonceSize()
+	if len(sealed) < 1+n+aead.Overhead() || sealed[0] != version {
+		return nil, fmt.Errorf("%w: malformed ciphertext", ErrDecrypt)
+	}
+	pt, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], aad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
