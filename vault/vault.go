@@ -1,0 +1,332 @@
+// Package vault keeps subjects' records encrypted at their home site: it
+// places each subject by country (package enclave), checks the record
+// against the field schema, seals it under a per-subject data key wrapped by
+// the site's key-encryption key (package keys) and stores it through the
+// site's backend (package store). Erasure destroys the data keys first, so
+// every copy of the record becomes unreadable (crypto-shredding).
+//
+// The vault decides nothing about who may read what; that is the gateway's
+// and the policy engine's job.
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cloverenclave/clover/enclave"
+	"github.com/cloverenclave/clover/keys"
+	"github.com/cloverenclave/clover/schema"
+	"github.com/cloverenclave/clover/store"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound: no site holds a record for the subject.
+	ErrNotFound = errors.New("subject not found")
+	// ErrBadID: the subject id is not 1-128 characters of [A-Za-z0-9._-].
+	ErrBadID = errors.New("subject id must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', and not '.' or '..'")
+)
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// ValidID reports whether id is an acceptable subject id. "." and ".." are
+// refused: they cannot be a segment of a URL path.
+func ValidID(id string) bool { return idRE.MatchString(id) && id != "." && id != ".." }
+
+// Site is one site's storage and key-encryption key.
+type Site struct {
+	Name  string
+	Store store.Store
+	KEK   keys.KEK
+}
+
+// Record is a subject's decrypted record.
+type Record struct {
+	ID      string
+	Site    string // the home site
+	Country string
+	Fields  map[string]json.RawMessage
+	Updated time.Time
+}
+
+// PutResult says where a record was written.
+type PutResult struct {
+	Placement enclave.Placement
+	Created   bool
+	// MovedFrom lists sites that held the subject before and no longer do
+	// (re-homing after a change of country).
+	MovedFrom []string
+}
+
+// Vault is safe for concurrent use. Writes and erasures of one subject are
+// serialised within the process.
+type Vault struct {
+	enc    *enclave.Enclave
+	schema *schema.Schema
+	sites  map[string]Site
+	order  []string
+	rand   io.Reader
+	now    func() time.Time
+	seed   maphash.Seed
+	locks  [256]sync.Mutex
+}
+
+// Option adjusts a Vault.
+type Option func(*Vault)
+
+// WithClock sets the clock used for record timestamps.
+func WithClock(now func() time.Time) Option { return func(v *Vault) { v.now = now } }
+
+// WithRand sets the source of randomness for keys, nonces and handles.
+func WithRand(r io.Reader) Option { return func(v *Vault) { v.rand = r } }
+
+// New builds a vault over the enclave's sites; every site of the enclave
+// must be given, and no other.
+func New(enc *enclave.Enclave, sch *schema.Schema, sites []Site, opts ...Option) (*Vault, error) {
+	v := &Vault{enc: enc, schema: sch, sites: map[string]Site{}, rand: rand.Reader, now: time.Now, seed: maphash.MakeSeed()}
+	for _, s := range sites {
+		if _, ok := enc.Site(s.Name); !ok {
+			return nil, fmt.Errorf("vault: site %q is not in the enclave", s.Name)
+		}
+		if s.Store == nil || s.KEK == nil {
+			return nil, fmt.Errorf("vault: site %q needs a store and a key-encryption key", s.Name)
+		}
+		v.sites[s.Name] = s
+	}
+	for _, s := range enc.Sites() {
+		if _, ok := v.sites[s.Name]; !ok {
+			return nil, fmt.Errorf("vault: no storage for site %q", s.Name)
+		}
+		v.order = append(v.order, s.Name)
+	}
+	for _, o := range opts {
+		o(v)
+	}
+	return v, nil
+}
+
+func (v *Vault) lock(id string) func() {
+	m := &v.locks[maphash.String(v.seed, id)%uint64(len(v.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+type plaintext struct {
+	V       int                        `json:"v"`
+	Country string                     `json:"country"`
+	Fields  map[string]json.RawMessage `json:"fields"`
+}
+
+// Put stores a subject's record at its home site (and replica), replacing
+// any previous record. A subject whose country the enclave does not accept
+// is refused with an error wrapping enclave.ErrOutsideJurisdiction; fields
+// that do not fit the schema with a *schema.ValueError. Nothing is stored
+// in either case.
+func (v *Vault) Put(ctx context.Context, id, country string, fields map[string]json.RawMessage) (PutResult, error) {
+	if !ValidID(id) {
+		return PutResult{}, ErrBadID
+	}
+	pl, err := v.enc.Place(country)
+	if err != nil {
+		return PutResult{}, err
+	}
+	clean, err := v.schema.Check(fields)
+	if err != nil {
+		return PutResult{}, err
+	}
+	pt, err := json.Marshal(plaintext{V: 1, Country: country, Fields: clean})
+	if err != nil {
+		return PutResult{}, fmt.Errorf("vault: encode record: %w", err)
+	}
+	defer v.lock(id)()
+
+	held, err := v.keysOf(ctx, id)
+	if err != nil {
+		return PutResult{}, err
+	}
+	var handle []byte
+	for _, k := range held {
+		handle = k.Handle
+		break
+	}
+	if handle == nil {
+		handle = make([]byte, 16)
+		if _, err := io.ReadFull(v.rand, handle); err != nil {
+			return PutResult{}, fmt.Errorf("vault: handle: %w", err)
+		}
+	}
+	res := PutResult{Placement: pl, Created: len(held) == 0}
+	now := v.now().UTC().Truncate(time.Microsecond)
+	for _, name := range pl.Sites() {
+		site := v.sites[name]
+		dk, err := v.dataKey(ctx, site, id, handle)
+		if err != nil {
+			return PutResult{}, err
+		}
+		ct, err := keys.Seal(dk, pt, keys.RecordAAD(name, id), v.rand)
+		if err != nil {
+			return PutResult{}, fmt.Errorf("vault: seal at %s: %w", name, err)
+		}
+		if err := site.Store.PutRecord(ctx, store.Sealed{Subject: id, Ciphertext: ct, Updated: now}); err != nil {
+			return PutResult{}, fmt.Errorf("vault: write at %s: %w", name, err)
+		}
+	}
+	for _, name := range v.order {
+		if _, had := held[name]; had && !slices.Contains(pl.Sites(), name) {
+			if err := v.eraseAt(ctx, v.sites[name], id); err != nil {
+				return PutResult{}, fmt.Errorf("vault: re-homing, removing the copy at %s: %w", name, err)
+			}
+			res.MovedFrom = append(res.MovedFrom, name)
+		}
+	}
+	return res, nil
+}
+
+// keysOf returns the subject's keys at every site that holds one.
+func (v *Vault) keysOf(ctx context.Context, id string) (map[string]store.Key, error) {
+	out := map[string]store.Key{}
+	for _, name := range v.order {
+		k, err := v.sites[name].Store.GetKey(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("vault: read key at %s: %w", name, err)
+		default:
+			out[name] = k
+		}
+	}
+	return out, nil
+}
+
+// dataKey returns the subject's data key at a site, creating it if needed.
+func (v *Vault) dataKey(ctx context.Context, site Site, id string, handle []byte) ([]byte, error) {
+	aad := keys.KeyAAD(site.Name, id)
+	k, err := site.Store.GetKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		dk, err := keys.NewDataKey(v.rand)
+		if err != nil {
+			return nil, err
+		}
+		wrapped, err := site.KEK.Wrap(dk, aad)
+		if err != nil {
+			return nil, fmt.Errorf("vault: wrap data key at %s: %w", site.Name, err)
+		}
+		k, err = site.Store.PutKey(ctx, store.Key{Subject: id, Wrapped: wrapped, KEKID: site.KEK.ID(), Handle: handle})
+		if err != nil {
+			return nil, fmt.Errorf("vault: store data key at %s: %w", site.Name, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("vault: read key at %s: %w", site.Name, err)
+	}
+	dk, err := site.KEK.Unwrap(k.Wrapped, aad)
+	if err != nil {
+		return nil, fmt.Errorf("vault: unwrap data key at %s: %w", site.Name, err)
+	}
+	return dk, nil
+}
+
+// Get returns a subject's record, or ErrNotFound.
+func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
+	if !ValidID(id) {
+		return Record{}, ErrBadID
+	}
+	for _, name := range v.order {
+		site := v.sites[name]
+		sealed, err := site.Store.GetRecord(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return Record{}, fmt.Errorf("vault: read record at %s: %w", name, err)
+		}
+		k, err := site.Store.GetKey(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			// The key was shredded: the record is erased, whatever remains.
+			continue
+		}
+		if err != nil {
+			return Record{}, fmt.Errorf("vault: read key at %s: %w", name, err)
+		}
+		dk, err := site.KEK.Unwrap(k.Wrapped, keys.KeyAAD(name, id))
+		if err != nil {
+			return Record{}, fmt.Errorf("vault: unwrap data key at %s: %w", name, err)
+		}
+		raw, err := keys.Open(dk, sealed.Ciphertext, keys.RecordAAD(name, id))
+		if err != nil {
+			return Record{}, fmt.Errorf("vault: open record at %s: %w", name, err)
+		}
+		var pt plaintext
+		if err := json.Unmarshal(raw, &pt); err != nil || pt.V != 1 {
+			return Record{}, fmt.Errorf("vault: record at %s has an unknown encoding", name)
+		}
+		home := name
+		if pl, err := v.enc.Place(pt.Country); err == nil {
+			home = pl.Home
+		}
+		return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: sealed.Updated}, nil
+	}
+	return Record{}, ErrNotFound
+}
+
+// Erase destroys the subject's data keys at every site, then its records,
+// and returns the sites that held it. ErrNotFound if none did.
+func (v *Vault) Erase(ctx context.Context, id string) ([]string, error) {
+	if !ValidID(id) {
+		return nil, ErrBadID
+	}
+	defer v.lock(id)()
+	var erased []string
+	// Keys first, everywhere: once they are gone no copy can be read, even
+	// if deleting a record below fails.
+	for _, name := range v.order {
+		err := v.sites[name].Store.DeleteKey(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return erased, fmt.Errorf("vault: destroy key at %s: %w", name, err)
+		default:
+			erased = append(erased, name)
+		}
+	}
+	for _, name := range v.order {
+		err := v.sites[name].Store.DeleteRecord(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return erased, fmt.Errorf("vault: delete record at %s: %w", name, err)
+		default:
+			if !slices.Contains(erased, name) {
+				erased = append(erased, name)
+			}
+		}
+	}
+	if len(erased) == 0 {
+		return nil, ErrNotFound
+	}
+	return erased, nil
+}
+
+func (v *Vault) eraseAt(ctx context.Context, site Site, id string) error {
+	if err := site.Store.DeleteKey(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := site.Store.DeleteRecord(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Schema returns the field schema records are checked against.
+func (v *Vault) Schema() *schema.Schema { return v.schema }
+
+// Enclave returns the enclave the vault places subjects in.
+func (v *Vault) Enclave() *enclave.Enclave { return v.enc }
