@@ -1,0 +1,302 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/cloverenclave/clover/authn"
+	"github.com/cloverenclave/clover/enclave"
+	"github.com/cloverenclave/clover/schema"
+	"github.com/cloverenclave/clover/vault"
+)
+
+// maxTokenHeader caps the Authorization header we are willing to parse.
+const maxTokenHeader = 8 << 10
+
+type principalKey struct{}
+
+// PrincipalFrom returns the authenticated caller of a request.
+func PrincipalFrom(ctx context.Context) (authn.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(authn.Principal)
+	return p, ok
+}
+
+// authenticated rejects requests without a valid bearer token with 401.
+func (g *Gateway) authenticated(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(h, " ")
+		if h == "" || !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="clover"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "an Authorization: Bearer <token> header is required")
+			return
+		}
+		if len(h) > maxTokenHeader {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="clover", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "token too large")
+			return
+		}
+		p, err := g.verifier.Verify(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			if !errors.Is(err, authn.ErrUnauthenticated) {
+				g.log.Error("token verification failed", "error", err)
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="clover", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", authn.Reason(err))
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+// requireRole answers 403 unless the caller holds role.
+func requireRole(w http.ResponseWriter, r *http.Request, role, what string) bool {
+	p, _ := PrincipalFrom(r.Context())
+	if p.HasRole(role) {
+		return true
+	}
+	writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s requires the role %q", what, role))
+	return false
+}
+
+// subjectID reads and checks the {id} path value.
+func subjectID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !vault.ValidID(id) {
+		writeError(w, http.StatusBadRequest, "invalid_id", vault.ErrBadID.Error())
+		return "", false
+	}
+	return id, true
+}
+
+type putRequest struct {
+	Country string                     `json:"country"`
+	Fields  map[string]json.RawMessage `json:"fields"`
+}
+
+type putResponse struct {
+	ID        string   `json:"id"`
+	Site      string   `json:"site"`
+	Replica   string   `json:"replica,omitempty"`
+	Created   bool     `json:"created"`
+	MovedFrom []string `json:"moved_from,omitempty"`
+}
+
+func (g *Gateway) putSubject(w http.ResponseWriter, r *http.Request) {
+	id, ok := subjectID(w, r)
+	if !ok || !requireRole(w, r, "ingest", "writing a subject") {
+		return
+	}
+	var req putRequest
+	if !g.decodeBody(w, r, &req) {
+		return
+	}
+	if req.Country == "" {
+		writeError(w, http.StatusBadRequest, "invalid_body", `"country" is required: the subject's ISO 3166-1 alpha-2 country code`)
+		return
+	}
+	if !enclave.ValidCountry(req.Country) {
+		writeError(w, http.StatusBadRequest, "invalid_body", `"country" must be an ISO 3166-1 alpha-2 code such as "IE"`)
+		return
+	}
+	if req.Fields == nil {
+		writeError(w, http.StatusBadRequest, "invalid_body", `"fields" is required: an object of field name to value`)
+		return
+	}
+	res, err := g.vault.Put(r.Context(), id, req.Country, req.Fields)
+	var ve *schema.ValueError
+	switch {
+	case errors.Is(err, enclave.ErrOutsideJurisdiction):
+		writeError(w, http.StatusUnprocessableEntity, "outside_jurisdiction",
+			fmt.Sprintf("subjects from %s cannot be stored: the country is outside the jurisdictions of enclave %q; nothing was stored", req.Country, g.vault.Enclave().Name()))
+		return
+	case errors.As(err, &ve):
+		writeFieldError(w, http.StatusUnprocessableEntity, "invalid_fields", "fields do not fit the schema: "+ve.Error()+"; nothing was stored", ve.Fields())
+		return
+	case err != nil:
+		g.internal(w, r, "write subject", err)
+		return
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, putResponse{ID: id, Site: res.Placement.Home, Replica: res.Placement.Replica, Created: res.Created, MovedFrom: res.MovedFrom})
+}
+
+type getResponse struct {
+	ID     string                     `json:"id"`
+	Site   string                     `json:"site"`
+	Fields map[string]json.RawMessage `json:"fields"`
+}
+
+func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
+	id, ok := subjectID(w, r)
+	if !ok {
+		return
+	}
+	want, ok := g.requestedFields(w, r)
+	if !ok || !requireRole(w, r, "service", "reading a subject") {
+		return
+	}
+	rec, err := g.vault.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, vault.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such subject")
+		return
+	case err != nil:
+		g.internal(w, r, "read subject", err)
+		return
+	}
+	fields := rec.Fields
+	if want != nil {
+		fields = make(map[string]json.RawMessage, len(want))
+		for _, name := range want {
+			if v, ok := rec.Fields[name]; ok {
+				fields[name] = v
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, getResponse{ID: id, Site: rec.Site, Fields: fields})
+}
+
+// requestedFields parses ?fields=a,b; nil means all fields.
+func (g *Gateway) requestedFields(w http.ResponseWriter, r *http.Request) ([]string, bool) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "fields" {
+			writeError(w, http.StatusBadRequest, "invalid_query", fmt.Sprintf("unknown query parameter %q", truncate(k, 64)))
+			return nil, false
+		}
+	}
+	if !q.Has("fields") {
+		return nil, true
+	}
+	if len(q["fields"]) > 1 {
+		writeError(w, http.StatusBadRequest, "invalid_query", `give "fields" once, as a comma-separated list`)
+		return nil, false
+	}
+	sch := g.vault.Schema()
+	var out []string
+	for _, name := range strings.Split(q.Get("fields"), ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := sch.Field(name); !ok {
+			writeFieldError(w, http.StatusBadRequest, "unknown_field", fmt.Sprintf("field %q is not in the schema", truncate(name, 64)), []string{truncate(name, 64)})
+			return nil, false
+		}
+		out = append(out, name)
+	}
+	return out, true
+}
+
+type deleteResponse struct {
+	ID     string   `json:"id"`
+	Erased bool     `json:"erased"`
+	Sites  []string `json:"sites"`
+}
+
+func (g *Gateway) deleteSubject(w http.ResponseWriter, r *http.Request) {
+	id, ok := subjectID(w, r)
+	if !ok || !requireRole(w, r, "erasure", "erasing a subject") {
+		return
+	}
+	sites, err := g.vault.Erase(r.Context(), id)
+	switch {
+	case errors.Is(err, vault.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such subject")
+		return
+	case err != nil:
+		g.internal(w, r, "erase subject", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deleteResponse{ID: id, Erased: true, Sites: sites})
+}
+
+// decodeBody reads a size-limited JSON body strictly into v: unknown
+// fields, trailing data and wrong types are 400; oversized bodies 413.
+func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			return false
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body is larger than %d bytes", g.cfg.MaxBodyBytes))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "invalid_body", "cannot read the body")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_json", jsonProblem(err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body holds data after the JSON value")
+		return false
+	}
+	return true
+}
+
+// jsonProblem describes a decoding error without quoting values.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("%q must be of JSON type %s, not %s", te.Field, jsonType(te.Type.Kind().String()), te.Value)
+		}
+		return fmt.Sprintf("the body must be a JSON object, not %s", te.Value)
+	case errors.Is(err, io.EOF):
+		return "the body is empty; a JSON object is required"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON body ends early"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown key " + truncate(strings.TrimPrefix(err.Error(), "json: unknown field "), 70) + ` (allowed: "country", "fields")`
+	default:
+		return "malformed JSON body"
+	}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "map", "struct":
+		return "object"
+	default:
+		return kind
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (g *Gateway) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	g.log.LogAttrs(r.Context(), slog.LevelError, what+" failed", slogErr(err))
+	writeError(w, http.StatusInternalServerError, "internal", what+" failed; see the server log")
+}
