@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cloverenclave/clover/authn"
+	"github.com/cloverenclave/clover/config"
+	"github.com/cloverenclave/clover/enclave"
+	"github.com/cloverenclave/clover/gateway"
+	"github.com/cloverenclave/clover/keys"
+	"github.com/cloverenclave/clover/schema"
+	"github.com/cloverenclave/clover/store"
+	"github.com/cloverenclave/clover/store/postgres"
+	"github.com/cloverenclave/clover/store/sqlite"
+	"github.com/cloverenclave/clover/vault"
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		flags     configFlags
+		listen    string
+		logFormat string
+		logLevel  string
+	)
+	c := &cobra.Command{
+		Use:   "serve [--config FILE] [--data DIR] [--listen ADDR]",
+		Short: "Run the enclave's gateway (HTTP API)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := flags.load()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Server.Listen = listen
+			}
+			if logFormat != "" {
+				cfg.Server.LogFormat = logFormat
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageError{fmt.Errorf("bad flags: %w", err)}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			log := newLogger(c.ErrOrStderr(), cfg.Server.LogFormat, level)
+			return serve(c.Context(), cfg, log)
+		},
+	}
+	flags.register(c)
+	c.Flags().StringVar(&listen, "listen", "", "address to listen on (default 127.0.0.1:7400)")
+	c.Flags().StringVar(&logFormat, "log-format", "", "log format: text or json (default text)")
+	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return c
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// enclaveParts are the opened stores and the vault over them.
+type enclaveParts struct {
+	vault  *vault.Vault
+	stores []store.Store
+}
+
+func (p *enclaveParts) close() error {
+	var errs []error
+	for _, s := range p.stores {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openEnclave opens every site's key-encryption key and store and builds the
+// vault. Stores are instrumented with metrics when m is not nil.
+func openEnclave(ctx context.Context, cfg *config.Config, m *gateway.Metrics) (*enclaveParts, error) {
+	enc, err := enclave.New(cfg.EnclaveConfig())
+	if err != nil {
+		return nil, usageError{err}
+	}
+	sch, err := schema.New(cfg.Schema)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	parts := &enclaveParts{}
+	var sites []vault.Site
+	for _, s := range cfg.Enclave.Sites {
+		kek, err := keys.LoadOrCreateFileKEK(filepath.Join(cfg.Data, "kek", s.Name+".key"), rand.Reader)
+		if err != nil {
+			parts.close()
+			return nil, fmt.Errorf("site %s: %w", s.Name, err)
+		}
+		st, err := openStore(ctx, cfg, s)
+		if err != nil {
+			parts.close()
+			return nil, fmt.Errorf("site %s: %w", s.Name, err)
+		}
+		parts.stores = append(parts.stores, st)
+		if m != nil {
+			st = m.InstrumentStore(s.Name, st)
+		}
+		sites = append(sites, vault.Site{Name: s.Name, Store: st, KEK: kek})
+	}
+	v, err := vault.New(enc, sch, sites)
+	if err != nil {
+		parts.close()
+		return nil, err
+	}
+	parts.vault = v
+	return parts, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config, s config.Site) (store.Store, error) {
+	if dsn := s.Storage.Postgres; dsn != "" {
+		return postgres.Open(ctx, dsn, s.Name)
+	}
+	dir := s.Storage.Embedded
+	if dir == "" {
+		dir = filepath.Join("sites", s.Name)
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(cfg.Data, dir)
+	}
+	return sqlite.Open(dir)
+}
+
+// newVerifier builds the token verifier the configuration asks for, and the
+// development issuer's JWKS when it is in use.
+func newVerifier(ctx context.Context, cfg *config.Config) (*authn.Verifier, []byte, error) {
+	id := cfg.Identity
+	ac := authn.Config{Issuer: id.Issuer, Audience: id.Audience}
+	switch {
+	case id.DevIssuer:
+		dev, err := authn.LoadOrCreateDevIssuer(filepath.Join(cfg.Data, "dev-issuer"), id.Issuer, id.Audience)
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := authn.NewVerifier(ac, dev.Keys(), time.Now)
+		return v, dev.JWKS(), err
+	case id.JWKSFile != "":
+		ks, err := authn.LoadJWKSFile(id.JWKSFile)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
+		v, err := authn.NewVerifier(ac, ks, time.Now)
+		return v, nil, err
+	default:
+		v, err := authn.NewVerifier(ac, authn.RemoteKeys(ctx, id.JWKSURL), time.Now)
+		return v, nil, err
+	}
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	metrics := gateway.NewMetrics()
+	parts, err := openEnclave(ctx, cfg, metrics)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := parts.close(); err != nil {
+			log.Error("closing stores", "error", err)
+		}
+	}()
+	verifier, jwks, err := newVerifier(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version},
+		parts.vault, verifier, metrics, log)
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	sites := make([]string, 0, len(cfg.Enclave.Sites))
+	for _, s := range cfg.Enclave.Sites {
+		sites = append(sites, s.Name)
+	}
+	log.Info("clover serving", "enclave", cfg.Enclave.Name, "sites", sites, "data", cfg.Data,
+		"url", "http://"+ln.Addr().String(), "dev_issuer", cfg.Identity.DevIssuer)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
