@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -421,4 +420,3 @@ func FuzzPutSubject(f *testing.F) {
 	})
 }
 
-var _ = context.Background
