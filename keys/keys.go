@@ -12,6 +12,7 @@ package keys
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -47,29 +48,66 @@ type FileKEK struct {
 
 var _ KEK = (*FileKEK)(nil)
 
-const kekHeader = "clover-kek-v1 "
+const (
+	kekHeader    = "clover-kek-v1 "
+	secretHeader = "clover-secret-v1 "
+)
 
 // LoadOrCreateFileKEK loads the KEK at path or, if there is none, creates it
 // with mode 0600 from rand. A key file that others can read is refused.
 func LoadOrCreateFileKEK(path string, rand io.Reader) (*FileKEK, error) {
+	key, err := loadOrCreate(path, kekHeader, rand)
+	if err != nil {
+		return nil, err
+	}
+	return NewFileKEK(key, rand)
+}
+
+// LoadFileKEK loads an existing KEK file.
+func LoadFileKEK(path string, rand io.Reader) (*FileKEK, error) {
+	key, err := load(path, kekHeader)
+	if err != nil {
+		return nil, err
+	}
+	return NewFileKEK(key, rand)
+}
+
+// LoadOrCreateSecret loads, or creates with mode 0600, a 32-byte root secret
+// from which other keys are derived with DeriveKey (e.g. the pseudonymisation
+// keys). A secret file that others can read is refused.
+func LoadOrCreateSecret(path string, rand io.Reader) ([]byte, error) {
+	return loadOrCreate(path, secretHeader, rand)
+}
+
+// DeriveKey derives a size-byte key for one purpose (label) from a root
+// secret with HKDF-SHA256, so that one root yields independent keys.
+func DeriveKey(root []byte, label string, size int) ([]byte, error) {
+	k, err := hkdf.Key(sha256.New, root, nil, "clover/v1 "+label, size)
+	if err != nil {
+		return nil, fmt.Errorf("keys: derive %q: %w", label, err)
+	}
+	return k, nil
+}
+
+func loadOrCreate(path, header string, rand io.Reader) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("keys: create directory for %s: %w", path, err)
 	}
 	key := make([]byte, 32)
 	if _, err := io.ReadFull(rand, key); err != nil {
-		return nil, fmt.Errorf("keys: generate key-encryption key: %w", err)
+		return nil, fmt.Errorf("keys: generate key: %w", err)
 	}
-	content := kekHeader + base64.StdEncoding.EncodeToString(key) + "\n"
+	content := header + base64.StdEncoding.EncodeToString(key) + "\n"
 	if err := createExclusive(path, []byte(content)); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("keys: create %s: %w", path, err)
 	}
-	return LoadFileKEK(path, rand)
+	return load(path, header)
 }
 
 // createExclusive writes data to a temporary file and links it into place,
 // so a concurrent creator never sees a partial file and one creator wins.
 func createExclusive(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-kek-*")
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-key-*")
 	if err != nil {
 		return err
 	}
@@ -99,8 +137,7 @@ func createExclusive(path string, data []byte) error {
 	return nil
 }
 
-// LoadFileKEK loads an existing KEK file.
-func LoadFileKEK(path string, rand io.Reader) (*FileKEK, error) {
+func load(path, header string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
@@ -113,14 +150,14 @@ func LoadFileKEK(path string, rand io.Reader) (*FileKEK, error) {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
 	s := strings.TrimSuffix(string(data), "\n")
-	if !strings.HasPrefix(s, kekHeader) {
-		return nil, fmt.Errorf("keys: %s is not a Clover key-encryption key file", path)
+	if !strings.HasPrefix(s, header) {
+		return nil, fmt.Errorf("keys: %s is not a Clover key file of this kind (expected %q)", path, strings.TrimSpace(header))
 	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, kekHeader))
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, header))
 	if err != nil || len(key) != 32 {
 		return nil, fmt.Errorf("keys: %s is corrupt: expected a base64 32-byte key", path)
 	}
-	return NewFileKEK(key, rand)
+	return key, nil
 }
 
 // NewFileKEK builds a KEK from 32 key bytes.
