@@ -32,7 +32,20 @@ type Config struct {
 	Enclave  Enclave        `yaml:"enclave"`
 	Schema   []schema.Field `yaml:"schema"`
 	Identity Identity       `yaml:"identity"`
+	Policy   Policy         `yaml:"policy"`
 }
+
+// Policy configures field-level authorization.
+type Policy struct {
+	// Dir is a directory of Cedar policy files (*.cedar) and their tests
+	// (*.test.yaml); empty means the built-in default policy set.
+	Dir string `yaml:"dir,omitempty"`
+	// Purposes are the values callers may give in the Clover-Purpose header.
+	Purposes []string `yaml:"purposes"`
+}
+
+// DefaultPurposes are the purposes of the default configuration.
+var DefaultPurposes = []string{"service", "support", "trust-and-safety", "fraud-prevention", "analytics", "engineering", "legal"}
 
 // Server configures the HTTP listener.
 type Server struct {
@@ -100,6 +113,7 @@ func Default() *Config {
 		},
 		Schema:   schema.Default(),
 		Identity: Identity{Issuer: DevIssuerName, Audience: DefaultAudience, DevIssuer: true},
+		Policy:   Policy{Purposes: append([]string(nil), DefaultPurposes...)},
 	}
 	for _, s := range e.Sites {
 		c.Enclave.Sites = append(c.Enclave.Sites, Site{Name: s.Name, Country: s.Country, Replica: s.Replica})
@@ -182,6 +196,7 @@ var (
 	lineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
 	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 	goTypeRE  = regexp.MustCompile(` into (\[\])?\*?[a-z]+\.[A-Za-z]+`)
+	purposeRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,39}$`)
 )
 
 // yamlErrors turns the YAML library's errors into file:line messages without
@@ -278,6 +293,19 @@ func (c *Config) Validate() error {
 	}
 	if n != 1 {
 		return &pathError{"identity", "set exactly one of jwks_file, jwks_url or dev_issuer: true"}
+	}
+	if len(c.Policy.Purposes) == 0 {
+		return &pathError{"policy.purposes", "at least one purpose is required"}
+	}
+	seen := map[string]bool{}
+	for i, p := range c.Policy.Purposes {
+		if !purposeRE.MatchString(p) {
+			return &pathError{fmt.Sprintf("policy.purposes[%d]", i), fmt.Sprintf("%q must be 1-40 characters of a-z, 0-9, '_' and '-', starting with a letter", p)}
+		}
+		if seen[p] {
+			return &pathError{fmt.Sprintf("policy.purposes[%d]", i), fmt.Sprintf("purpose %q is listed twice", p)}
+		}
+		seen[p] = true
 	}
 	if id.JWKSURL != "" {
 		u, err := url.Parse(id.JWKSURL)

@@ -100,6 +100,9 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 		"bad dsn": {"enclave:\n  sites:\n    - name: ie-dublin\n      country: IE\n      storage: {postgres: 'mysql://x'}\n    - name: no-hamar\n      country: 'NO'\n",
 			`enclave.sites[0].storage.postgres: must be a URL`},
 		"bad log format": {"server:\n  log_format: xml\n", `c.yaml:2: server.log_format`},
+		"no purposes":    {"policy:\n  purposes: []\n", `c.yaml:2: policy.purposes: at least one`},
+		"bad purpose":    {"policy:\n  purposes:\n    - support\n    - Ad Targeting\n", `c.yaml:4: policy.purposes[1]: "Ad Targeting"`},
+		"dup purpose":    {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
 	}
 	for name, c := range cases {
 		_, err := Parse([]byte(c.in), "c.yaml")
