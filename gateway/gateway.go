@@ -11,9 +11,13 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloverenclave/clover/authn"
+	"github.com/cloverenclave/clover/policy"
+	"github.com/cloverenclave/clover/pseudonym"
 	"github.com/cloverenclave/clover/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,29 +37,68 @@ type Config struct {
 	JWKS []byte
 	// Version is reported by /healthz.
 	Version string
+	// Purposes are the accepted values of the Clover-Purpose header.
+	Purposes []string
+}
+
+// Parts are the gateway's collaborators.
+type Parts struct {
+	Vault       *vault.Vault
+	Verifier    Verifier
+	Policies    *policy.Set
+	Transformer *pseudonym.Transformer
+	// SIV reverses the reversible tokens of POST /v1/reidentify.
+	SIV     *pseudonym.SIV
+	Metrics *Metrics
+	Log     *slog.Logger
+	// ReloadPolicies loads the policy set afresh (from the configured
+	// directory); nil means policies cannot be reloaded.
+	ReloadPolicies func() (*policy.Set, error)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Gateway serves the API. Build it with New.
 type Gateway struct {
-	cfg      Config
-	vault    *vault.Vault
-	verifier Verifier
-	log      *slog.Logger
-	metrics  *Metrics
-	mux      *http.ServeMux
-	routes   []string
+	cfg         Config
+	vault       *vault.Vault
+	verifier    Verifier
+	transformer *pseudonym.Transformer
+	siv         *pseudonym.SIV
+	policies    atomic.Pointer[policy.Set]
+	reload      func() (*policy.Set, error)
+	reloadMu    sync.Mutex
+	purposes    map[string]bool
+	now         func() time.Time
+	log         *slog.Logger
+	metrics     *Metrics
+	mux         *http.ServeMux
+	routes      []string
 }
 
 // New wires the API handlers.
-func New(cfg Config, v *vault.Vault, verifier Verifier, metrics *Metrics, log *slog.Logger) *Gateway {
+func New(cfg Config, p Parts) *Gateway {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	g := &Gateway{cfg: cfg, vault: v, verifier: verifier, log: log, metrics: metrics, mux: http.NewServeMux()}
+	g := &Gateway{cfg: cfg, vault: p.Vault, verifier: p.Verifier, transformer: p.Transformer, siv: p.SIV,
+		reload: p.ReloadPolicies, now: p.Now, log: p.Log, metrics: p.Metrics, mux: http.NewServeMux(),
+		purposes: map[string]bool{}}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	for _, pu := range cfg.Purposes {
+		g.purposes[pu] = true
+	}
+	g.policies.Store(p.Policies)
+	metrics := p.Metrics
 
 	g.handle("PUT /v1/subjects/{id}", g.authenticated(g.putSubject))
 	g.handle("GET /v1/subjects/{id}", g.authenticated(g.getSubject))
 	g.handle("DELETE /v1/subjects/{id}", g.authenticated(g.deleteSubject))
+	g.handle("POST /v1/reidentify", g.authenticated(g.reidentify))
+	g.handle("POST /v1/admin/policies/reload", g.authenticated(g.reloadPolicies))
+	g.handle("GET /v1/admin/policies", g.authenticated(g.listPolicies))
 	g.handle("GET /healthz", g.healthz)
 	g.handle("GET /openapi.json", serveOpenAPI)
 	g.handle("GET /metrics", promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{}).ServeHTTP)
@@ -64,6 +107,8 @@ func New(cfg Config, v *vault.Vault, verifier Verifier, metrics *Metrics, log *s
 	}
 	// Everything else is a JSON 404 or 405, not net/http's plain text.
 	g.mux.HandleFunc("/v1/subjects/{id}", methodNotAllowed("GET, PUT, DELETE"))
+	g.mux.HandleFunc("/v1/reidentify", methodNotAllowed("POST"))
+	g.mux.HandleFunc("/v1/admin/policies/reload", methodNotAllowed("POST"))
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})

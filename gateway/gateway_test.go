@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/keys"
+	"github.com/cloverenclave/clover/policy"
+	"github.com/cloverenclave/clover/pseudonym"
 	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/store"
 	"github.com/cloverenclave/clover/store/sqlite"
@@ -33,6 +36,8 @@ type harness struct {
 	stores map[string]*sqlite.Store
 	raw    map[string]store.Store
 	keks   map[string]keys.KEK
+	// policyDir, when set, is where ReloadPolicies reads policies from.
+	policyDir string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -86,13 +91,50 @@ func newHarnessWith(t *testing.T, open func(site string) store.Store) *harness {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h.gw = New(Config{MaxBodyBytes: 64 << 10, JWKS: h.dev.JWKS(), Version: "test"}, v, ver, m, log)
+	set, err := policy.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, siv := testTransformer(t)
+	h.gw = New(Config{MaxBodyBytes: 64 << 10, JWKS: h.dev.JWKS(), Version: "test", Purposes: []string{"support", "analytics", "service"}},
+		Parts{Vault: v, Verifier: ver, Policies: set, Transformer: tr, SIV: siv, Metrics: m, Log: log,
+			ReloadPolicies: func() (*policy.Set, error) {
+				if h.policyDir == "" {
+					return policy.Default()
+				}
+				return policy.Load(os.DirFS(h.policyDir))
+			}})
 	return h
+}
+
+// testTransformer builds the pseudonymisation keys from fixed bytes.
+func testTransformer(t *testing.T) (*pseudonym.Transformer, *pseudonym.SIV) {
+	t.Helper()
+	key := func(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+	tok, err := pseudonym.NewTokenizer(key(32, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	siv, err := pseudonym.NewSIV(key(64, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := pseudonym.NewTransformer(pseudonym.Keys{HMAC: tok, SIV: siv, FF1Key: key(32, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, siv
 }
 
 func (h *harness) token(roles ...string) string {
 	h.t.Helper()
-	tok, err := h.dev.Mint(authn.TokenClaims{Subject: "caller-1", Roles: roles, Country: "IE"}, time.Hour, time.Now())
+	return h.tokenFrom("IE", roles...)
+}
+
+// tokenFrom mints a token for a caller working from country.
+func (h *harness) tokenFrom(country string, roles ...string) string {
+	h.t.Helper()
+	tok, err := h.dev.Mint(authn.TokenClaims{Subject: "caller-1", Roles: roles, Country: country}, time.Hour, time.Now())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -129,13 +171,24 @@ func (r response) errorCode(t *testing.T) string {
 
 func (h *harness) do(method, path, token, body string, hdr ...string) response {
 	h.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	req := newReq(method, path, token)
+	req.Body = io.NopCloser(strings.NewReader(body))
+	req.ContentLength = int64(len(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	return h.serve(req)
+}
+
+func newReq(method, path, token string) *http.Request {
+	req := httptest.NewRequest(method, path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+func (h *harness) serve(req *http.Request) response {
 	w := httptest.NewRecorder()
 	h.gw.ServeHTTP(w, req)
 	return response{w.Code, w.Header(), w.Body.Bytes()}
@@ -165,7 +218,9 @@ func TestWriteReadErase(t *testing.T) {
 	}
 	want := map[string]any{"id": "alice", "site": "ie-dublin", "fields": map[string]any{
 		"email": "alice@example.ie", "full_name": "Alice Byrne", "birth_date": "1991-04-12",
-		"location": map[string]any{"lat": 53.34, "lon": -6.26}}}
+		"location": map[string]any{"lat": 53.34, "lon": -6.26}},
+		"forms":    map[string]any{"email": "raw", "full_name": "raw", "birth_date": "raw", "location": "raw"},
+		"withheld": []any{}}
 	if diff := cmp.Diff(want, r.json(t)); diff != "" {
 		t.Errorf("GET body (-want +got):\n%s", diff)
 	}
@@ -192,7 +247,9 @@ func TestWriteReadErase(t *testing.T) {
 	}
 }
 
-func TestRolesAreEnforced(t *testing.T) {
+// TestPolicyDecidesLifecycle: writes, reads and erasure are decided by the
+// default policies (ingest writes, services read, erasure erases).
+func TestPolicyDecidesLifecycle(t *testing.T) {
 	h := newHarness(t)
 	h.do("PUT", "/v1/subjects/bob", h.token("ingest"), aliceBody)
 	support := h.token("support")
@@ -419,4 +476,3 @@ func FuzzPutSubject(f *testing.F) {
 		}
 	})
 }
-

@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/enclave"
+	"github.com/cloverenclave/clover/policy"
+	"github.com/cloverenclave/clover/pseudonym"
 	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/vault"
 )
@@ -57,16 +60,6 @@ func (g *Gateway) authenticated(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// requireRole answers 403 unless the caller holds role.
-func requireRole(w http.ResponseWriter, r *http.Request, role, what string) bool {
-	p, _ := PrincipalFrom(r.Context())
-	if p.HasRole(role) {
-		return true
-	}
-	writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s requires the role %q", what, role))
-	return false
-}
-
 // subjectID reads and checks the {id} path value.
 func subjectID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
@@ -92,7 +85,12 @@ type putResponse struct {
 
 func (g *Gateway) putSubject(w http.ResponseWriter, r *http.Request) {
 	id, ok := subjectID(w, r)
-	if !ok || !requireRole(w, r, "ingest", "writing a subject") {
+	if !ok {
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	pctx, ok := g.policyContext(w, r, p)
+	if !ok {
 		return
 	}
 	var req putRequest
@@ -109,6 +107,13 @@ func (g *Gateway) putSubject(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Fields == nil {
 		writeError(w, http.StatusBadRequest, "invalid_body", `"fields" is required: an object of field name to value`)
+		return
+	}
+	pctx.SubjectCountry = req.Country
+	if pl, err := g.vault.Enclave().Place(req.Country); err == nil {
+		pctx.SubjectSite = pl.Home
+	}
+	if !g.allow(w, p, "write", pctx, "writing a subject") {
 		return
 	}
 	res, err := g.vault.Put(r.Context(), id, req.Country, req.Fields)
@@ -136,6 +141,10 @@ type getResponse struct {
 	ID     string                     `json:"id"`
 	Site   string                     `json:"site"`
 	Fields map[string]json.RawMessage `json:"fields"`
+	// Forms says in which form each returned field was released.
+	Forms map[string]policy.Form `json:"forms"`
+	// Withheld lists the requested fields that policy did not release.
+	Withheld []string `json:"withheld"`
 }
 
 func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
@@ -144,28 +153,107 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	want, ok := g.requestedFields(w, r)
-	if !ok || !requireRole(w, r, "service", "reading a subject") {
+	if !ok {
 		return
 	}
+	p, _ := PrincipalFrom(r.Context())
+	pctx, ok := g.policyContext(w, r, p)
+	if !ok {
+		return
+	}
+	set := g.policies.Load()
 	rec, err := g.vault.Get(r.Context(), id)
 	switch {
 	case errors.Is(err, vault.ErrNotFound):
+		// Say "not found" only to a caller who could read something of some
+		// subject; anyone else learns nothing about who exists.
+		fields := g.fieldsFor(want, nil)
+		if d := set.Decide(policy.Request{Principal: p, Fields: fields, Context: pctx}, g.supports); !anyReleased(d) {
+			writeError(w, http.StatusForbidden, "forbidden", "policy permits none of the requested fields")
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "no such subject")
 		return
 	case err != nil:
 		g.internal(w, r, "read subject", err)
 		return
 	}
-	fields := rec.Fields
-	if want != nil {
-		fields = make(map[string]json.RawMessage, len(want))
-		for _, name := range want {
-			if v, ok := rec.Fields[name]; ok {
-				fields[name] = v
-			}
+	pctx.SubjectCountry, pctx.SubjectSite = rec.Country, rec.Site
+	fields := g.fieldsFor(want, rec.Fields)
+	d := set.Decide(policy.Request{Principal: p, Fields: fields, Context: pctx}, g.supports)
+	if len(fields) > 0 && !anyReleased(d) {
+		writeError(w, http.StatusForbidden, "forbidden", "policy permits none of the requested fields")
+		return
+	}
+	resp := getResponse{ID: id, Site: rec.Site, Fields: make(map[string]json.RawMessage, len(fields)),
+		Forms: make(map[string]policy.Form, len(fields)), Withheld: []string{}}
+	scope := purposeScope(pctx.Purpose)
+	now := g.now()
+	for i, fd := range d.Fields {
+		value, present := rec.Fields[fd.Field]
+		if !present {
+			continue
+		}
+		if fd.Form == policy.Withheld {
+			resp.Withheld = append(resp.Withheld, fd.Field)
+			continue
+		}
+		out, err := g.transformer.Transform(fields[i], pseudonym.Form(fd.Form), value, scope, now)
+		if err != nil || out == nil {
+			// A value that cannot take its form is withheld, never sent in
+			// a more revealing one.
+			resp.Withheld = append(resp.Withheld, fd.Field)
+			continue
+		}
+		resp.Fields[fd.Field] = out
+		resp.Forms[fd.Field] = fd.Form
+	}
+	w.Header().Set("Clover-Policy-Digest", d.Digest)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// supports adapts the pseudonymisation package's capabilities to policy.
+func (g *Gateway) supports(f schema.Field, form policy.Form) bool {
+	return pseudonym.Supports(f, pseudonym.Form(form))
+}
+
+func anyReleased(d policy.Decision) bool {
+	for _, f := range d.Fields {
+		if f.Form != policy.Withheld {
+			return true
 		}
 	}
-	writeJSON(w, http.StatusOK, getResponse{ID: id, Site: rec.Site, Fields: fields})
+	return false
+}
+
+// fieldsFor returns the schema fields to decide: those asked for, or,
+// when none were named, every schema field the record holds (every schema
+// field when there is no record).
+func (g *Gateway) fieldsFor(want []string, have map[string]json.RawMessage) []schema.Field {
+	sch := g.vault.Schema()
+	var out []schema.Field
+	if want != nil {
+		for _, name := range want {
+			f, _ := sch.Field(name)
+			if !slices.ContainsFunc(out, func(x schema.Field) bool { return x.Name == name }) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	for _, f := range sch.Fields() {
+		if _, ok := have[f.Name]; ok || have == nil {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func purposeScope(purpose string) string {
+	if purpose == "" {
+		return "purpose:unstated"
+	}
+	return "purpose:" + purpose
 }
 
 // requestedFields parses ?fields=a,b; nil means all fields.
@@ -205,7 +293,12 @@ type deleteResponse struct {
 
 func (g *Gateway) deleteSubject(w http.ResponseWriter, r *http.Request) {
 	id, ok := subjectID(w, r)
-	if !ok || !requireRole(w, r, "erasure", "erasing a subject") {
+	if !ok {
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	pctx, ok := g.policyContext(w, r, p)
+	if !ok || !g.allow(w, p, "erase", pctx, "erasing a subject") {
 		return
 	}
 	sites, err := g.vault.Erase(r.Context(), id)

@@ -37,7 +37,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"serve", "--bogus"},
 		{"nonsense"},
 		{"version", "extra"},
-		{"token", "--sub", "x"},                                          // missing roles and country
+		{"token", "--sub", "x"}, // missing roles and country
 		{"token", "--sub", "x", "--roles", "a", "--country", "ireland"}, // bad country
 		{"serve", "--config", "/nonexistent/clover.yaml"},
 		{"serve", "--log-level", "loud"},
@@ -207,4 +207,3 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
-

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/cloverenclave/clover/authn"
@@ -17,6 +19,8 @@ import (
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/gateway"
 	"github.com/cloverenclave/clover/keys"
+	"github.com/cloverenclave/clover/policy"
+	"github.com/cloverenclave/clover/pseudonym"
 	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/store"
 	"github.com/cloverenclave/clover/store/postgres"
@@ -169,6 +173,66 @@ func newVerifier(ctx context.Context, cfg *config.Config) (*authn.Verifier, []by
 	}
 }
 
+// loadPolicySet loads the configured policy directory (or the built-in
+// set) and checks it against the field schema.
+func loadPolicySet(cfg *config.Config) (*policy.Set, error) {
+	var set *policy.Set
+	var err error
+	if cfg.Policy.Dir == "" {
+		set, err = policy.Default()
+	} else {
+		set, err = policy.Load(os.DirFS(cfg.Policy.Dir))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	sch, err := schema.New(cfg.Schema)
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.Check(set, sch); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	return set, nil
+}
+
+func policySource(cfg *config.Config) string {
+	if cfg.Policy.Dir == "" {
+		return "built-in"
+	}
+	return cfg.Policy.Dir
+}
+
+// pseudonymKeys derives the pseudonymisation keys from the enclave's root
+// secret (DATA/secrets/pseudonym.key, made on first start).
+func pseudonymKeys(cfg *config.Config) (*pseudonym.Transformer, *pseudonym.SIV, error) {
+	root, err := keys.LoadOrCreateSecret(filepath.Join(cfg.Data, "secrets", "pseudonym.key"), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	derive := func(label string, n int) []byte {
+		k, derr := keys.DeriveKey(root, label, n)
+		if derr != nil && err == nil {
+			err = derr
+		}
+		return k
+	}
+	hk, sk, fk := derive("pseudonym/hmac", pseudonym.RootKeySize), derive("pseudonym/siv", pseudonym.SIVKeySize), derive("pseudonym/ff1", 32)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := pseudonym.NewTokenizer(hk)
+	if err != nil {
+		return nil, nil, err
+	}
+	siv, err := pseudonym.NewSIV(sk)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := pseudonym.NewTransformer(pseudonym.Keys{HMAC: tok, SIV: siv, FF1Key: fk})
+	return tr, siv, err
+}
+
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	metrics := gateway.NewMetrics()
 	parts, err := openEnclave(ctx, cfg, metrics)
@@ -184,8 +248,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version},
-		parts.vault, verifier, metrics, log)
+	loadPolicies := func() (*policy.Set, error) { return loadPolicySet(cfg) }
+	policies, err := loadPolicies()
+	if err != nil {
+		return usageError{err}
+	}
+	tr, siv, err := pseudonymKeys(cfg)
+	if err != nil {
+		return err
+	}
+	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version, Purposes: cfg.Policy.Purposes},
+		gateway.Parts{Vault: parts.vault, Verifier: verifier, Policies: policies, ReloadPolicies: loadPolicies,
+			Transformer: tr, SIV: siv, Metrics: metrics, Log: log})
+	log.Info("policy set in force", "digest", policies.Digest(), "policies", policies.Len(), "source", policySource(cfg))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if _, err := gw.ReloadPolicies(); err != nil {
+				log.Error("SIGHUP: policy reload refused; the running set stays", "error", err)
+			}
+		}
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
