@@ -52,6 +52,9 @@ type Server struct {
 	Listen       string `yaml:"listen"`
 	MaxBodyBytes int64  `yaml:"max_body_bytes"`
 	LogFormat    string `yaml:"log_format"`
+	// RecordCacheBytes bounds the in-memory cache of recently read sealed
+	// records and their data keys (0 disables it).
+	RecordCacheBytes int64 `yaml:"record_cache_bytes"`
 }
 
 // Enclave names the jurisdictions, sites and placement rules.
@@ -94,6 +97,7 @@ const (
 	DefaultData         = "./clover-data"
 	DefaultListen       = "127.0.0.1:7400"
 	DefaultMaxBodyBytes = 1 << 20
+	DefaultCacheBytes   = 128 << 20
 	DevIssuerName       = "urn:clover:dev-issuer"
 	DefaultAudience     = "clover"
 )
@@ -104,7 +108,7 @@ func Default() *Config {
 	e := enclave.Default()
 	c := &Config{
 		Data:   DefaultData,
-		Server: Server{Listen: DefaultListen, MaxBodyBytes: DefaultMaxBodyBytes, LogFormat: "text"},
+		Server: Server{Listen: DefaultListen, MaxBodyBytes: DefaultMaxBodyBytes, LogFormat: "text", RecordCacheBytes: DefaultCacheBytes},
 		Enclave: Enclave{
 			Name:          e.Name,
 			Jurisdictions: e.Jurisdictions,
@@ -249,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 1024 || c.Server.MaxBodyBytes > 64<<20 {
 		return &pathError{"server.max_body_bytes", fmt.Sprintf("%d is outside 1024..67108864", c.Server.MaxBodyBytes)}
+	}
+	if c.Server.RecordCacheBytes < 0 || c.Server.RecordCacheBytes > 64<<30 {
+		return &pathError{"server.record_cache_bytes", fmt.Sprintf("%d is outside 0..68719476736", c.Server.RecordCacheBytes)}
 	}
 	if c.Server.LogFormat != "text" && c.Server.LogFormat != "json" {
 		return &pathError{"server.log_format", fmt.Sprintf("%q must be text or json", c.Server.LogFormat)}

@@ -198,7 +198,10 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 			resp.Withheld = append(resp.Withheld, fd.Field)
 			continue
 		}
-		out, err := g.transformer.Transform(fields[i], pseudonym.Form(fd.Form), value, scope, now)
+		out, err := value, error(nil)
+		if fd.Form != policy.Raw { // raw values were validated when written
+			out, err = g.transformer.Transform(fields[i], pseudonym.Form(fd.Form), value, scope, now)
+		}
 		if err != nil || out == nil {
 			// A value that cannot take its form is withheld, never sent in
 			// a more revealing one.

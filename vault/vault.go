@@ -78,6 +78,8 @@ type Vault struct {
 	now    func() time.Time
 	seed   maphash.Seed
 	locks  [256]sync.Mutex
+	cache  *recordCache
+	gens   generations
 }
 
 // Option adjusts a Vault.
@@ -88,6 +90,10 @@ func WithClock(now func() time.Time) Option { return func(v *Vault) { v.now = no
 
 // WithRand sets the source of randomness for keys, nonces and handles.
 func WithRand(r io.Reader) Option { return func(v *Vault) { v.rand = r } }
+
+// WithCache keeps up to maxBytes of recently read sealed records and their
+// data keys in memory, so that repeated reads skip storage. 0 disables it.
+func WithCache(maxBytes int64) Option { return func(v *Vault) { v.cache = newRecordCache(maxBytes) } }
 
 // New builds a vault over the enclave's sites; every site of the enclave
 // must be given, and no other.
@@ -114,10 +120,21 @@ func New(enc *enclave.Enclave, sch *schema.Schema, sites []Site, opts ...Option)
 	return v, nil
 }
 
+// lock serialises writes and erasures of one subject and keeps the read
+// cache honest: the subject leaves the cache, and its stripe's generation
+// is odd, for as long as the lock is held.
 func (v *Vault) lock(id string) func() {
-	m := &v.locks[maphash.String(v.seed, id)%uint64(len(v.locks))]
+	h := maphash.String(v.seed, id)
+	m := &v.locks[h%uint64(len(v.locks))]
 	m.Lock()
-	return m.Unlock
+	gen := v.gens.of(h)
+	gen.Add(1)
+	v.cache.drop(h, id)
+	return func() {
+		v.cache.drop(h, id)
+		gen.Add(1)
+		m.Unlock()
+	}
 }
 
 type plaintext struct {
@@ -239,6 +256,12 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 	if !ValidID(id) {
 		return Record{}, ErrBadID
 	}
+	h := maphash.String(v.seed, id)
+	if c, ok := v.cache.get(h, id); ok {
+		return v.open(id, c)
+	}
+	gen := v.gens.of(h)
+	before := gen.Load()
 	for _, name := range v.order {
 		site := v.sites[name]
 		sealed, err := site.Store.GetRecord(ctx, id)
@@ -260,21 +283,31 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 		if err != nil {
 			return Record{}, fmt.Errorf("vault: unwrap data key at %s: %w", name, err)
 		}
-		raw, err := keys.Open(dk, sealed.Ciphertext, keys.RecordAAD(name, id))
-		if err != nil {
-			return Record{}, fmt.Errorf("vault: open record at %s: %w", name, err)
+		c := cachedRecord{site: name, dataKey: dk, ciphertext: sealed.Ciphertext, updatedUS: sealed.Updated.UnixMicro()}
+		rec, err := v.open(id, c)
+		if err == nil {
+			v.cache.put(h, id, c, gen, before)
 		}
-		var pt plaintext
-		if err := json.Unmarshal(raw, &pt); err != nil || pt.V != 1 {
-			return Record{}, fmt.Errorf("vault: record at %s has an unknown encoding", name)
-		}
-		home := name
-		if pl, err := v.enc.Place(pt.Country); err == nil {
-			home = pl.Home
-		}
-		return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: sealed.Updated}, nil
+		return rec, err
 	}
 	return Record{}, ErrNotFound
+}
+
+// open decrypts and decodes a sealed record read from a site.
+func (v *Vault) open(id string, c cachedRecord) (Record, error) {
+	raw, err := keys.Open(c.dataKey, c.ciphertext, keys.RecordAAD(c.site, id))
+	if err != nil {
+		return Record{}, fmt.Errorf("vault: open record at %s: %w", c.site, err)
+	}
+	var pt plaintext
+	if err := json.Unmarshal(raw, &pt); err != nil || pt.V != 1 {
+		return Record{}, fmt.Errorf("vault: record at %s has an unknown encoding", c.site)
+	}
+	home := c.site
+	if pl, err := v.enc.Place(pt.Country); err == nil {
+		home = pl.Home
+	}
+	return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: time.UnixMicro(c.updatedUS).UTC()}, nil
 }
 
 // Erase destroys the subject's data keys at every site, then its records,

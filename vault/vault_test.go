@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cloverenclave/clover/enclave"
@@ -323,4 +325,91 @@ func TestConcurrentPutsOfOneSubject(t *testing.T) {
 	if _, err := f.v.Get(ctx, "eve"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countingStore counts record reads.
+type countingStore struct {
+	*memStore
+	reads atomic.Int64
+}
+
+func (c *countingStore) GetRecord(ctx context.Context, s string) (store.Sealed, error) {
+	c.reads.Add(1)
+	return c.memStore.GetRecord(ctx, s)
+}
+
+func newCachedFixture(t *testing.T) (*Vault, map[string]*countingStore) {
+	t.Helper()
+	enc, _ := enclave.New(enclave.Default())
+	sch, _ := schema.New(schema.Default())
+	stores := map[string]*countingStore{}
+	var sites []Site
+	for _, s := range enc.Sites() {
+		kek, _ := keys.NewFileKEK(bytes.Repeat([]byte{7}, 32), rand.Reader)
+		stores[s.Name] = &countingStore{memStore: newMem()}
+		sites = append(sites, Site{Name: s.Name, Store: stores[s.Name], KEK: kek})
+	}
+	v, err := New(enc, sch, sites, WithCache(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, stores
+}
+
+func TestCacheServesRepeatReadsAndForgetsOnWriteAndErase(t *testing.T) {
+	v, stores := newCachedFixture(t)
+	ctx := context.Background()
+	v.Put(ctx, "frida", "NO", fields("email", `"frida@example.no"`))
+	for range 5 {
+		if _, err := v.Get(ctx, "frida"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := stores["no-hamar"].reads.Load(); n != 1 {
+		t.Errorf("5 reads hit the store %d times, want 1", n)
+	}
+	v.Put(ctx, "frida", "NO", fields("email", `"frida@example.com"`))
+	rec, _ := v.Get(ctx, "frida")
+	if got := string(rec.Fields["email"]); got != `"frida@example.com"` {
+		t.Fatalf("read after write = %s: the cache served a stale record", got)
+	}
+	if _, err := v.Erase(ctx, "frida"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Get(ctx, "frida"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read after erasure: %v, want ErrNotFound (the cache kept an erased subject)", err)
+	}
+}
+
+func TestCacheNeverServesStaleUnderConcurrentWrites(t *testing.T) {
+	v, _ := newCachedFixture(t)
+	ctx := context.Background()
+	v.Put(ctx, "gus", "IE", fields("interests", `"0"`))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					v.Get(ctx, "gus")
+				}
+			}
+		}()
+	}
+	for i := 1; i <= 200; i++ {
+		v.Put(ctx, "gus", "IE", fields("interests", fmt.Sprintf(`"%d"`, i)))
+		rec, err := v.Get(ctx, "gus")
+		if err != nil || string(rec.Fields["interests"]) != fmt.Sprintf(`"%d"`, i) {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("after write %d read %s, %v", i, rec.Fields["interests"], err)
+		}
+	}
+	close(stop)
+	wg.Wait()
 }

@@ -124,7 +124,7 @@ func openEnclave(ctx context.Context, cfg *config.Config, m *gateway.Metrics) (*
 		}
 		sites = append(sites, vault.Site{Name: s.Name, Store: st, KEK: kek})
 	}
-	v, err := vault.New(enc, sch, sites)
+	v, err := vault.New(enc, sch, sites, vault.WithCache(cfg.Server.RecordCacheBytes))
 	if err != nil {
 		parts.close()
 		return nil, err
