@@ -97,7 +97,7 @@ const (
 	DefaultData         = "./clover-data"
 	DefaultListen       = "127.0.0.1:7400"
 	DefaultMaxBodyBytes = 1 << 20
-	DefaultCacheBytes   = 128 << 20
+	DefaultCacheBytes   = 256 << 20
 	DevIssuerName       = "urn:clover:dev-issuer"
 	DefaultAudience     = "clover"
 )

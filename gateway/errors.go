@@ -31,6 +31,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		b = []byte(`{"error":{"code":"internal","message":"cannot encode the response"}}`)
 	}
 	b = append(b, '\n')
+	writeRaw(w, status, b)
+}
+
+// writeRaw sends an encoded JSON body.
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))

@@ -263,3 +263,25 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// TestGetResponseEncodingMatchesEncodingJSON keeps the hand-written encoder
+// of the read path byte-identical to encoding/json.
+func TestGetResponseEncodingMatchesEncodingJSON(t *testing.T) {
+	cases := []getResponse{
+		{ID: "a", Site: "ie-dublin", Fields: map[string]json.RawMessage{}, Forms: map[string]policy.Form{}, Withheld: []string{}},
+		{ID: "s-00000001", Site: "no-hamar",
+			Fields:   map[string]json.RawMessage{"email": json.RawMessage(`"a@b.no"`), "location": json.RawMessage(`{"lat":1,"lon":2}`), "birth_date": json.RawMessage(`"tk_x"`)},
+			Forms:    map[string]policy.Form{"email": policy.Raw, "location": policy.Generalised, "birth_date": policy.Pseudonym},
+			Withheld: []string{"iban", "health_condition"}},
+	}
+	for _, c := range cases {
+		want, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := appendGetResponse(nil, &c)
+		if string(got) != string(want)+"\n" {
+			t.Errorf("hand-encoded response differs:\n got %s\nwant %s", got, want)
+		}
+	}
+}

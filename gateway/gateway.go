@@ -18,6 +18,7 @@ import (
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/policy"
 	"github.com/cloverenclave/clover/pseudonym"
+	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -69,6 +70,7 @@ type Gateway struct {
 	reload      func() (*policy.Set, error)
 	reloadMu    sync.Mutex
 	purposes    map[string]bool
+	allFields   []schema.Field // the schema's fields, in order; read-only
 	now         func() time.Time
 	log         *slog.Logger
 	metrics     *Metrics
@@ -91,6 +93,7 @@ func New(cfg Config, p Parts) *Gateway {
 		g.purposes[pu] = true
 	}
 	g.policies.Store(p.Policies)
+	g.allFields = p.Vault.Schema().Fields()
 	metrics := p.Metrics
 
 	g.handle("PUT /v1/subjects/{id}", g.authenticated(g.putSubject))

@@ -212,7 +212,54 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 		resp.Forms[fd.Field] = fd.Form
 	}
 	w.Header().Set("Clover-Policy-Digest", d.Digest)
-	writeJSON(w, http.StatusOK, resp)
+	writeRaw(w, http.StatusOK, appendGetResponse(make([]byte, 0, 1024), &resp))
+}
+
+// appendGetResponse encodes resp as encoding/json would (keys sorted), by
+// hand: it is the hot path of every read. Every string in it comes from a
+// restricted alphabet (subject ids, site and field names, form names) and
+// every value is compact JSON, so nothing needs escaping.
+func appendGetResponse(b []byte, resp *getResponse) []byte {
+	names := make([]string, 0, len(resp.Fields))
+	for name := range resp.Fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	b = append(b, `{"id":"`...)
+	b = append(b, resp.ID...)
+	b = append(b, `","site":"`...)
+	b = append(b, resp.Site...)
+	b = append(b, `","fields":{`...)
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":`...)
+		b = append(b, resp.Fields[name]...)
+	}
+	b = append(b, `},"forms":{`...)
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":"`...)
+		b = append(b, resp.Forms[name]...)
+		b = append(b, '"')
+	}
+	b = append(b, `},"withheld":[`...)
+	for i, name := range resp.Withheld {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, '"')
+	}
+	return append(b, "]}\n"...)
 }
 
 // supports adapts the pseudonymisation package's capabilities to policy.
@@ -234,7 +281,7 @@ func anyReleased(d policy.Decision) bool {
 // field when there is no record).
 func (g *Gateway) fieldsFor(want []string, have map[string]json.RawMessage) []schema.Field {
 	sch := g.vault.Schema()
-	var out []schema.Field
+	out := make([]schema.Field, 0, len(g.allFields))
 	if want != nil {
 		for _, name := range want {
 			f, _ := sch.Field(name)
@@ -244,7 +291,7 @@ func (g *Gateway) fieldsFor(want []string, have map[string]json.RawMessage) []sc
 		}
 		return out
 	}
-	for _, f := range sch.Fields() {
+	for _, f := range g.allFields {
 		if _, ok := have[f.Name]; ok || have == nil {
 			out = append(out, f)
 		}

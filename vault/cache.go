@@ -5,14 +5,15 @@ import (
 	"sync/atomic"
 )
 
-// recordCache keeps recently read subjects' sealed records and unwrapped
-// data keys in memory, so that a read costs no storage round trip. It holds
-// nothing a read would not have in memory anyway, never outlives the
-// process, and is emptied for a subject before any write or erasure of it
-// (see Vault.lock), so that erasure takes effect at once.
+// recordCache keeps recently read subjects' decoded records in memory, so
+// that a read costs no storage round trip, decryption or decoding. It holds
+// nothing a read would not have in memory anyway (the data key and the
+// record), never outlives the process, and is emptied for a subject before
+// any write or erasure of it (see Vault.lock), so that erasure takes effect
+// at once.
 //
-// It is bounded by bytes; a shard that would overflow is cleared, which is
-// crude but keeps the cost of a hit to one map lookup.
+// It is bounded by bytes (an estimate of the decoded record's memory); a
+// full shard evicts entries at random, which keeps a hit to one map lookup.
 type recordCache struct {
 	shards   [64]cacheShard
 	maxBytes int64 // per shard
@@ -24,15 +25,15 @@ type cacheShard struct {
 	bytes int64
 }
 
+// cachedRecord is a decoded record; it is shared by every reader and must
+// not be modified.
 type cachedRecord struct {
-	site       string
-	dataKey    []byte
-	ciphertext []byte
-	updatedUS  int64
+	rec   Record
+	bytes int64 // the size of the plaintext it was decoded from
 }
 
 func (c cachedRecord) size(id string) int64 {
-	return int64(len(id)+len(c.site)+len(c.dataKey)+len(c.ciphertext)) + 96
+	return int64(len(id)) + c.bytes + 64*int64(len(c.rec.Fields)) + 128
 }
 
 func newRecordCache(maxBytes int64) *recordCache {
@@ -79,9 +80,14 @@ func (c *recordCache) put(h uint64, id string, r cachedRecord, gen *atomic.Uint6
 	if old, ok := s.m[id]; ok {
 		s.bytes -= old.size(id)
 	}
-	if s.bytes+n > c.maxBytes {
-		clear(s.m)
-		s.bytes = 0
+	// Evict entries at random (Go starts each map iteration at a random
+	// place) until the new one fits.
+	for s.bytes+n > c.maxBytes && len(s.m) > 0 {
+		for k, v := range s.m {
+			s.bytes -= v.size(k)
+			delete(s.m, k)
+			break
+		}
 	}
 	s.m[id] = r
 	s.bytes += n

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -36,11 +35,21 @@ var (
 	ErrBadID = errors.New("subject id must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-', and not '.' or '..'")
 )
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-
-// ValidID reports whether id is an acceptable subject id. "." and ".." are
-// refused: they cannot be a segment of a URL path.
-func ValidID(id string) bool { return idRE.MatchString(id) && id != "." && id != ".." }
+// ValidID reports whether id is an acceptable subject id: 1-128 characters
+// of [A-Za-z0-9._-]. "." and ".." are refused: they cannot be a segment of a
+// URL path.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 128 || id == "." || id == ".." {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Site is one site's storage and key-encryption key.
 type Site struct {
@@ -49,7 +58,8 @@ type Site struct {
 	KEK   keys.KEK
 }
 
-// Record is a subject's decrypted record.
+// Record is a subject's decrypted record. Records returned by Get may be
+// shared with other readers: treat them, and their Fields, as read-only.
 type Record struct {
 	ID      string
 	Site    string // the home site
@@ -258,7 +268,7 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 	}
 	h := maphash.String(v.seed, id)
 	if c, ok := v.cache.get(h, id); ok {
-		return v.open(id, c)
+		return c.rec, nil
 	}
 	gen := v.gens.of(h)
 	before := gen.Load()
@@ -283,31 +293,31 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 		if err != nil {
 			return Record{}, fmt.Errorf("vault: unwrap data key at %s: %w", name, err)
 		}
-		c := cachedRecord{site: name, dataKey: dk, ciphertext: sealed.Ciphertext, updatedUS: sealed.Updated.UnixMicro()}
-		rec, err := v.open(id, c)
+		rec, n, err := v.open(id, name, dk, sealed)
 		if err == nil {
-			v.cache.put(h, id, c, gen, before)
+			v.cache.put(h, id, cachedRecord{rec: rec, bytes: int64(n)}, gen, before)
 		}
 		return rec, err
 	}
 	return Record{}, ErrNotFound
 }
 
-// open decrypts and decodes a sealed record read from a site.
-func (v *Vault) open(id string, c cachedRecord) (Record, error) {
-	raw, err := keys.Open(c.dataKey, c.ciphertext, keys.RecordAAD(c.site, id))
+// open decrypts and decodes a sealed record read from a site, and returns
+// it with the size of its plaintext.
+func (v *Vault) open(id, site string, dk []byte, sealed store.Sealed) (Record, int, error) {
+	raw, err := keys.Open(dk, sealed.Ciphertext, keys.RecordAAD(site, id))
 	if err != nil {
-		return Record{}, fmt.Errorf("vault: open record at %s: %w", c.site, err)
+		return Record{}, 0, fmt.Errorf("vault: open record at %s: %w", site, err)
 	}
 	var pt plaintext
 	if err := json.Unmarshal(raw, &pt); err != nil || pt.V != 1 {
-		return Record{}, fmt.Errorf("vault: record at %s has an unknown encoding", c.site)
+		return Record{}, 0, fmt.Errorf("vault: record at %s has an unknown encoding", site)
 	}
-	home := c.site
+	home := site
 	if pl, err := v.enc.Place(pt.Country); err == nil {
 		home = pl.Home
 	}
-	return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: time.UnixMicro(c.updatedUS).UTC()}, nil
+	return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: sealed.Updated}, len(raw), nil
 }
 
 // Erase destroys the subject's data keys at every site, then its records,

@@ -413,3 +413,36 @@ func TestCacheNeverServesStaleUnderConcurrentWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestValidID(t *testing.T) {
+	good := []string{"a", "s-00000001", "A.b_c-9", string(bytes.Repeat([]byte("x"), 128)), "..a", "a.."}
+	bad := []string{"", ".", "..", "a/b", "a b", "é", "a\x00", string(bytes.Repeat([]byte("x"), 129)), "a%2F"}
+	for _, id := range good {
+		if !ValidID(id) {
+			t.Errorf("ValidID(%q) = false", id)
+		}
+	}
+	for _, id := range bad {
+		if ValidID(id) {
+			t.Errorf("ValidID(%q) = true", id)
+		}
+	}
+}
+
+func TestCacheStaysWithinItsBound(t *testing.T) {
+	c := newRecordCache(64 * 4096)
+	var gen atomic.Uint64
+	rec := cachedRecord{rec: Record{Fields: map[string]json.RawMessage{"a": nil}}, bytes: 1000}
+	for i := range 10000 {
+		id := fmt.Sprintf("s-%d", i)
+		c.put(uint64(i), id, rec, &gen, 0)
+	}
+	total, n := int64(0), 0
+	for i := range c.shards {
+		total += c.shards[i].bytes
+		n += len(c.shards[i].m)
+	}
+	if total > 64*4096 || n == 0 {
+		t.Fatalf("cache holds %d bytes in %d entries, bound %d", total, n, 64*4096)
+	}
+}
