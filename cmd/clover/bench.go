@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -18,6 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cloverenclave/clover/authn"
+	"github.com/cloverenclave/clover/config"
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/loadgen"
 	"github.com/cloverenclave/clover/schema"
@@ -43,6 +46,7 @@ type benchFlags struct {
 	fields      string
 	jsonOut     string
 	ceiling     bool
+	employees   string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -65,9 +69,16 @@ Operations:
 Subjects are those 'clover seed --subjects N --seed S' wrote; only those whose
 country is in the enclave's jurisdictions are picked. Tokens are minted from
 the development issuer in the data directory unless --token is given (it then
-needs every role the mix uses). Reads use one caller for now; when field-level
-authorization lands, an --employees option will spread them over many callers
-with different roles.
+needs every role the mix uses). Reads use one service caller unless
+--employees spreads them over a population of callers, each kind given as
+role:COUNTRY=weight, e.g.
+
+  --employees service:IE=60,support:IE=25,support:CN=10,analyst:DE=5
+
+Each kind gets its own token and the purpose of its role (service: service,
+support: support with a justification, analyst: analytics, others: none), so
+the gateway's field-level decisions are exercised as in production. A read
+that policy refuses entirely (403) counts as an error.
 
 'clover bench --ceiling' runs the same load generator against a trivial
 in-process handler (570 bytes of JSON) instead: the generator's own ceiling on
@@ -88,6 +99,7 @@ Ctrl-C stops the run and prints the figures so far.`,
 	f.config.register(c)
 	fl := c.Flags()
 	fl.StringVar(&f.url, "url", defaultURL, "base URL of the enclave's gateway")
+	fl.StringVar(&f.employees, "employees", "", "population of readers as role:COUNTRY=weight,... (default: one service caller)")
 	fl.StringVar(&f.token, "token", "", "bearer token for every operation (default: minted from the development issuer in --data)")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 64, "concurrent connections")
 	fl.DurationVarP(&f.duration, "duration", "d", 30*time.Second, "measured duration, after the warm-up")
@@ -258,7 +270,26 @@ func runBench(ctx context.Context, f *benchFlags, stdout, stderr io.Writer) erro
 		return fmt.Errorf("none of the %d subjects of seed %d is from the enclave's jurisdictions", f.subjects, f.seed)
 	}
 
+	var emps []employee
+	if f.employees != "" {
+		if f.token != "" {
+			return usagef("--employees mints a token per kind of caller; it cannot be used with --token")
+		}
+		if emps, err = parseEmployees(f.employees); err != nil {
+			return usageError{fmt.Errorf("--employees: %w", err)}
+		}
+		for i := range emps {
+			if err := emps[i].mint(cfg); err != nil {
+				return err
+			}
+		}
+	}
 	bo := benchOpsFor(gen, pool, mix, readToken, writeToken, fieldsQuery)
+	if len(emps) > 0 && mix["read"] > 0 {
+		if err := useEmployees(bo, emps); err != nil {
+			return err
+		}
+	}
 	if err := probe(target, bo, pool, fieldsQuery, f); err != nil {
 		if ctx.Err() != nil {
 			return errors.New("interrupted")
@@ -729,4 +760,94 @@ func (rep *benchReport) printTable(w io.Writer) {
 		model = " (" + m.CPUModel + ")"
 	}
 	fmt.Fprintf(w, "machine: %d CPUs%s, GOMAXPROCS %d%s, %s %s\n", m.CPUs, model, m.GOMAXPROCS, mem, m.Go, m.OS)
+}
+
+// employee is one kind of caller in the read population of --employees.
+type employee struct {
+	role, country string
+	weight        int
+	token         string
+	header        []byte // rendered header lines for its reads
+}
+
+// parseEmployees reads "role:COUNTRY=weight,...".
+func parseEmployees(spec string) ([]employee, error) {
+	var out []employee
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		kind, w, ok := strings.Cut(item, "=")
+		role, country, ok2 := strings.Cut(kind, ":")
+		weight, err := strconv.Atoi(w)
+		if !ok || !ok2 || err != nil || weight <= 0 || role == "" || !enclave.ValidCountry(country) {
+			return nil, fmt.Errorf("%q is not role:COUNTRY=weight (e.g. support:IE=30, a positive weight, an ISO alpha-2 country)", item)
+		}
+		out = append(out, employee{role: role, country: country, weight: weight})
+	}
+	return out, nil
+}
+
+// purposeOf is the purpose a caller of this role states.
+func purposeOf(role string) (purpose, justification string) {
+	switch role {
+	case "service":
+		return "service", ""
+	case "support":
+		return "support", "BENCH-1"
+	case "analyst":
+		return "analytics", ""
+	}
+	return "", ""
+}
+
+func (e *employee) mint(cfg *config.Config) error {
+	if !cfg.Identity.DevIssuer {
+		return usagef("--employees needs the development issuer (identity.dev_issuer is false)")
+	}
+	dev, err := authn.LoadOrCreateDevIssuer(filepath.Join(cfg.Data, "dev-issuer"), cfg.Identity.Issuer, cfg.Identity.Audience)
+	if err != nil {
+		return err
+	}
+	sub := fmt.Sprintf("clover-bench-%s-%s", e.role, strings.ToLower(e.country))
+	if e.token, err = dev.Mint(authn.TokenClaims{Subject: sub, Roles: []string{e.role}, Country: e.country}, 24*time.Hour, time.Now()); err != nil {
+		return usageError{err}
+	}
+	h := http.Header{"Authorization": {"Bearer " + e.token}, "User-Agent": {"clover-bench"}}
+	if p, j := purposeOf(e.role); p != "" {
+		h.Set("Clover-Purpose", p)
+		if j != "" {
+			h.Set("Clover-Justification", j)
+		}
+	}
+	e.header, err = loadgen.RenderHeader(h)
+	return err
+}
+
+// useEmployees makes the read op pick a caller per request, by weight.
+func useEmployees(ops []loadgen.Op, emps []employee) error {
+	var cum []int
+	total := 0
+	for _, e := range emps {
+		total += e.weight
+		cum = append(cum, total)
+	}
+	for i := range ops {
+		if ops[i].Name != "read" {
+			continue
+		}
+		next := ops[i].Next
+		ops[i].Header = http.Header{"Authorization": {"Bearer " + emps[0].token}, "User-Agent": {"clover-bench"}}
+		if p, j := purposeOf(emps[0].role); p != "" {
+			ops[i].Header.Set("Clover-Purpose", p)
+			if j != "" {
+				ops[i].Header.Set("Clover-Justification", j)
+			}
+		}
+		ops[i].Next = func(rng *rand.Rand, req *loadgen.Request) error {
+			n := rng.IntN(total)
+			k, _ := slices.BinarySearch(cum, n+1)
+			req.Header = emps[k].header
+			return next(rng, req)
+		}
+	}
+	return nil
 }

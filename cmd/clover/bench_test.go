@@ -243,3 +243,15 @@ func TestBenchCeiling(t *testing.T) {
 		t.Errorf("table: %s", errOut)
 	}
 }
+
+func TestParseEmployees(t *testing.T) {
+	got, err := parseEmployees("service:IE=60, support:CN=10")
+	if err != nil || len(got) != 2 || got[1].role != "support" || got[1].country != "CN" || got[1].weight != 10 {
+		t.Fatalf("parseEmployees = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "support", "support:IE", "support:IE=0", "support:Ireland=3", ":IE=3", "support:IE=x"} {
+		if _, err := parseEmployees(bad); err == nil {
+			t.Errorf("parseEmployees(%q) accepted", bad)
+		}
+	}
+}
