@@ -66,6 +66,9 @@ type Record struct {
 	Country string
 	Fields  map[string]json.RawMessage
 	Updated time.Time
+	// Handle is the subject's random log handle, kept beside its data key:
+	// the audit log names the subject only by a keyed hash of it.
+	Handle []byte
 }
 
 // PutResult says where a record was written.
@@ -75,6 +78,8 @@ type PutResult struct {
 	// MovedFrom lists sites that held the subject before and no longer do
 	// (re-homing after a change of country).
 	MovedFrom []string
+	// Handle is the subject's log handle (see Record.Handle).
+	Handle []byte
 }
 
 // Vault is safe for concurrent use. Writes and erasures of one subject are
@@ -191,7 +196,7 @@ func (v *Vault) Put(ctx context.Context, id, country string, fields map[string]j
 			return PutResult{}, fmt.Errorf("vault: handle: %w", err)
 		}
 	}
-	res := PutResult{Placement: pl, Created: len(held) == 0}
+	res := PutResult{Placement: pl, Created: len(held) == 0, Handle: handle}
 	now := v.now().UTC().Truncate(time.Microsecond)
 	for _, name := range pl.Sites() {
 		site := v.sites[name]
@@ -294,6 +299,7 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 			return Record{}, fmt.Errorf("vault: unwrap data key at %s: %w", name, err)
 		}
 		rec, n, err := v.open(id, name, dk, sealed)
+		rec.Handle = k.Handle
 		if err == nil {
 			v.cache.put(h, id, cachedRecord{rec: rec, bytes: int64(n)}, gen, before)
 		}
@@ -366,6 +372,25 @@ func (v *Vault) eraseAt(ctx context.Context, site Site, id string) error {
 		return err
 	}
 	return nil
+}
+
+// Handle returns the subject's log handle, or ErrNotFound. Erasure destroys
+// it with the data key.
+func (v *Vault) Handle(ctx context.Context, id string) ([]byte, error) {
+	if !ValidID(id) {
+		return nil, ErrBadID
+	}
+	for _, name := range v.order {
+		k, err := v.sites[name].Store.GetKey(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("vault: read key at %s: %w", name, err)
+		default:
+			return k.Handle, nil
+		}
+	}
+	return nil, ErrNotFound
 }
 
 // Schema returns the field schema records are checked against.

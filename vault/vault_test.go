@@ -446,3 +446,25 @@ func TestCacheStaysWithinItsBound(t *testing.T) {
 		t.Fatalf("cache holds %d bytes in %d entries, bound %d", total, n, 64*4096)
 	}
 }
+
+func TestHandleIsStableAndErased(t *testing.T) {
+	f := newFixture(t, enclave.Default())
+	ctx := context.Background()
+	res, err := f.v.Put(ctx, "hana", "IE", fields("email", `"h@example.ie"`))
+	if err != nil || len(res.Handle) != 16 {
+		t.Fatalf("Put = %+v, %v; want a 16-byte handle", res, err)
+	}
+	rec, _ := f.v.Get(ctx, "hana")
+	h, err := f.v.Handle(ctx, "hana")
+	if err != nil || !bytes.Equal(h, res.Handle) || !bytes.Equal(rec.Handle, res.Handle) {
+		t.Fatalf("handles differ: put %x get %x handle %x (%v)", res.Handle, rec.Handle, h, err)
+	}
+	res2, _ := f.v.Put(ctx, "hana", "IE", fields("email", `"h2@example.ie"`))
+	if !bytes.Equal(res2.Handle, res.Handle) {
+		t.Fatal("a rewrite changed the handle")
+	}
+	f.v.Erase(ctx, "hana")
+	if _, err := f.v.Handle(ctx, "hana"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Handle after erasure: %v", err)
+	}
+}
