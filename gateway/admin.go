@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -12,10 +14,14 @@ import (
 // without a way to reload policies.
 var ErrNoReload = errors.New("policies cannot be reloaded: no policy source configured")
 
-// ReloadPolicies loads the policy set afresh and, if it loads and checks,
-// puts it in force; on any error the running set stays. It is what SIGHUP
-// and POST /v1/admin/policies/reload do.
-func (g *Gateway) ReloadPolicies() (*policy.Set, error) {
+// errPolicyNotLogged: a new policy set is never put in force unlogged.
+var errPolicyNotLogged = errors.New("the new policy set could not be recorded in the audit log; the running set stays")
+
+// ReloadPolicies loads the policy set afresh and, if it loads, checks and
+// is recorded in the audit log (with its full text), puts it in force; on
+// any error the running set stays. It is what SIGHUP and POST
+// /v1/admin/policies/reload do; by names who asked.
+func (g *Gateway) ReloadPolicies(ctx context.Context, by string) (*policy.Set, error) {
 	if g.reload == nil {
 		return nil, ErrNoReload
 	}
@@ -24,6 +30,9 @@ func (g *Gateway) ReloadPolicies() (*policy.Set, error) {
 	set, err := g.reload()
 	if err != nil {
 		return nil, err
+	}
+	if _, err := g.RecordPolicy(ctx, set, by); err != nil {
+		return nil, fmt.Errorf("%w: %w", errPolicyNotLogged, err)
 	}
 	old := g.policies.Swap(set)
 	if old == nil || old.Digest() != set.Digest() {
@@ -82,10 +91,15 @@ func (g *Gateway) reloadPolicies(w http.ResponseWriter, r *http.Request) {
 	if !hasAnyRole(w, r, "reloading policies", "admin") {
 		return
 	}
-	set, err := g.ReloadPolicies()
+	p, _ := PrincipalFrom(r.Context())
+	set, err := g.ReloadPolicies(r.Context(), "admin "+p.Subject)
 	switch {
 	case errors.Is(err, ErrNoReload):
 		writeError(w, http.StatusConflict, "no_policy_source", err.Error())
+		return
+	case errors.Is(err, errPolicyNotLogged):
+		g.log.Error("policy reload refused", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "log_unavailable", errPolicyNotLogged.Error())
 		return
 	case err != nil:
 		g.log.Warn("policy reload refused; the running set stays", "error", err)

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cloverenclave/clover/auditlog"
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/policy"
 )
@@ -57,13 +58,24 @@ func (g *Gateway) policyContext(w http.ResponseWriter, r *http.Request, p authn.
 	return ctx.WithTime(g.now()), true
 }
 
-// allow answers 403 unless policy permits action on a subject's record.
-func (g *Gateway) allow(w http.ResponseWriter, p authn.Principal, action string, ctx policy.Context, what string) bool {
-	if ok, _ := g.policies.Load().Allowed(p, action, nil, ctx); ok {
-		return true
+// allowAndRecord decides action on a subject's record, records the
+// decision in e, and answers 403 (denied) or 503 (not recorded) itself;
+// true means allowed and durably recorded.
+func (g *Gateway) allowAndRecord(w http.ResponseWriter, r *http.Request, p authn.Principal, action string, ctx policy.Context, e *auditlog.Entry, what string) bool {
+	set := g.policies.Load()
+	ok, ids := set.Allowed(p, action, nil, ctx)
+	e.Policy = &auditlog.PolicyRef{Digest: set.Digest(), IDs: ids}
+	e.Decision, e.Status = auditlog.Allow, 0
+	if !ok {
+		e.Decision, e.Status = auditlog.Deny, http.StatusForbidden
 	}
-	writeError(w, http.StatusForbidden, "forbidden", what+" is not permitted by policy for this caller")
-	return false
+	if !g.record(w, r, e) {
+		return false
+	}
+	if !ok {
+		writeError(w, http.StatusForbidden, "forbidden", what+" is not permitted by policy for this caller")
+	}
+	return ok
 }
 
 // printable replaces control characters so a hostile value can be quoted.

@@ -49,7 +49,13 @@ type Parts struct {
 	Policies    *policy.Set
 	Transformer *pseudonym.Transformer
 	// SIV reverses the reversible tokens of POST /v1/reidentify.
-	SIV     *pseudonym.SIV
+	SIV *pseudonym.SIV
+	// Audit records every decision before the gateway answers (required).
+	Audit AuditLog
+	// LogReader serves proofs and the log's tiles; nil leaves those routes out.
+	LogReader LogReader
+	// LogKey keys the pseudonyms that name subjects in the log.
+	LogKey  []byte
 	Metrics *Metrics
 	Log     *slog.Logger
 	// ReloadPolicies loads the policy set afresh (from the configured
@@ -66,6 +72,10 @@ type Gateway struct {
 	verifier    Verifier
 	transformer *pseudonym.Transformer
 	siv         *pseudonym.SIV
+	audit       AuditLog
+	logReader   LogReader
+	logKey      []byte
+	reqIDs      *requestIDs
 	policies    atomic.Pointer[policy.Set]
 	reload      func() (*policy.Set, error)
 	reloadMu    sync.Mutex
@@ -84,6 +94,7 @@ func New(cfg Config, p Parts) *Gateway {
 		cfg.MaxBodyBytes = 1 << 20
 	}
 	g := &Gateway{cfg: cfg, vault: p.Vault, verifier: p.Verifier, transformer: p.Transformer, siv: p.SIV,
+		audit: p.Audit, logReader: p.LogReader, logKey: p.LogKey, reqIDs: newRequestIDs(),
 		reload: p.ReloadPolicies, now: p.Now, log: p.Log, metrics: p.Metrics, mux: http.NewServeMux(),
 		purposes: map[string]bool{}}
 	if g.now == nil {
@@ -105,6 +116,11 @@ func New(cfg Config, p Parts) *Gateway {
 	g.handle("GET /healthz", g.healthz)
 	g.handle("GET /openapi.json", serveOpenAPI)
 	g.handle("GET /metrics", promhttp.HandlerFor(metrics.registry, promhttp.HandlerOpts{}).ServeHTTP)
+	if p.LogReader != nil {
+		g.handle("GET /v1/log/proof/inclusion", g.inclusionProof)
+		g.handle("GET /v1/log/proof/consistency", g.consistencyProof)
+		g.handle("GET /log/", http.StripPrefix("/log", p.LogReader.Handler()).ServeHTTP)
+	}
 	if cfg.JWKS != nil {
 		g.handle("GET /.well-known/jwks.json", g.jwks)
 	}
@@ -196,6 +212,9 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	store    *prometheus.HistogramVec
+	// logFailures counts requests refused because the audit log could not
+	// record them.
+	logFailures prometheus.Counter
 }
 
 // NewMetrics makes the collectors and a registry holding them and the Go
@@ -215,7 +234,10 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5},
 		}, []string{"site", "op"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.store,
+	m.logFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "clover_audit_log_failures_total", Help: "Requests refused (503) because the audit log could not record them.",
+	})
+	m.registry.MustRegister(m.requests, m.latency, m.store, m.logFailures,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

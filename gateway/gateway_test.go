@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
@@ -12,9 +13,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloverenclave/clover/auditlog"
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/keys"
@@ -38,6 +41,62 @@ type harness struct {
 	keks   map[string]keys.KEK
 	// policyDir, when set, is where ReloadPolicies reads policies from.
 	policyDir string
+	audit     *memLog
+}
+
+// memLog is an in-memory AuditLog: it encodes every entry as the real log
+// would (so invalid entries fail) and can be made to fail.
+type memLog struct {
+	mu      sync.Mutex
+	entries [][]byte
+	fail    error
+}
+
+func (m *memLog) AppendEntry(_ context.Context, e *auditlog.Entry) (uint64, error) {
+	b, err := auditlog.Encode(e)
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return 0, m.fail
+	}
+	m.entries = append(m.entries, b)
+	return uint64(len(m.entries) - 1), nil
+}
+
+// last decodes the latest entry.
+func (m *memLog) last(t *testing.T) *auditlog.Entry {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.entries) == 0 {
+		t.Fatal("nothing was logged")
+	}
+	e, err := auditlog.Decode(m.entries[len(m.entries)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// The proof and tile routes are exercised against the real log in
+// cmd/clover; here they only need to exist.
+func (m *memLog) InclusionProof(context.Context, uint64, uint64) ([][]byte, error) {
+	return nil, auditlog.ErrOutOfRange
+}
+
+func (m *memLog) ConsistencyProof(context.Context, uint64, uint64) ([][]byte, error) {
+	return nil, auditlog.ErrOutOfRange
+}
+
+func (m *memLog) Handler() http.Handler { return http.NotFoundHandler() }
+
+func (m *memLog) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.entries)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -96,8 +155,10 @@ func newHarnessWith(t *testing.T, open func(site string) store.Store) *harness {
 		t.Fatal(err)
 	}
 	tr, siv := testTransformer(t)
+	h.audit = &memLog{}
 	h.gw = New(Config{MaxBodyBytes: 64 << 10, JWKS: h.dev.JWKS(), Version: "test", Purposes: []string{"support", "analytics", "service"}},
 		Parts{Vault: v, Verifier: ver, Policies: set, Transformer: tr, SIV: siv, Metrics: m, Log: log,
+			Audit: h.audit, LogReader: h.audit, LogKey: bytes.Repeat([]byte{9}, 32),
 			ReloadPolicies: func() (*policy.Set, error) {
 				if h.policyDir == "" {
 					return policy.Default()

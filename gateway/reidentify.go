@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/cloverenclave/clover/auditlog"
+	"github.com/cloverenclave/clover/policy"
 )
 
 type reidentifyRequest struct {
@@ -38,8 +41,17 @@ func (g *Gateway) reidentify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "not_reversible", fmt.Sprintf("field %q is pseudonymised with %q, which cannot be reversed", f.Name, f.Method))
 		return
 	}
-	if ok, _ := g.policies.Load().Allowed(p, "reidentify", &f, pctx); !ok {
-		writeError(w, http.StatusForbidden, "forbidden", "re-identifying this field is not permitted by policy for this caller")
+	set := g.policies.Load()
+	ok, ids := set.Allowed(p, "reidentify", &f, pctx)
+	e := g.newEntry(auditlog.KindReidentify, "reidentify", p, pctx)
+	e.Subject = g.tokenPseudonym(req.Token)
+	e.Policy = &auditlog.PolicyRef{Digest: set.Digest(), IDs: ids}
+	if !ok {
+		e.Decision, e.Status = auditlog.Deny, http.StatusForbidden
+		e.Fields = []auditlog.Field{{Name: f.Name, Form: string(policy.Withheld), Policies: ids}}
+		if g.record(w, r, e) {
+			writeError(w, http.StatusForbidden, "forbidden", "re-identifying this field is not permitted by policy for this caller")
+		}
 		return
 	}
 	if g.siv == nil {
@@ -48,7 +60,15 @@ func (g *Gateway) reidentify(w http.ResponseWriter, r *http.Request) {
 	}
 	plain, err := g.siv.Open(purposeScope(pctx.Purpose), req.Token)
 	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_token", "the token is malformed, altered, or was not released for this purpose")
+		e.Decision, e.Status, e.Detail = auditlog.Allow, http.StatusUnprocessableEntity, "token did not open; nothing released"
+		if g.record(w, r, e) {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_token", "the token is malformed, altered, or was not released for this purpose")
+		}
+		return
+	}
+	e.Decision, e.Status = auditlog.Allow, http.StatusOK
+	e.Fields = []auditlog.Field{{Name: f.Name, Form: string(policy.Raw), Policies: ids}}
+	if !g.record(w, r, e) {
 		return
 	}
 	value := json.RawMessage(plain)

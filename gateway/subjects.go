@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cloverenclave/clover/auditlog"
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/policy"
@@ -113,10 +115,27 @@ func (g *Gateway) putSubject(w http.ResponseWriter, r *http.Request) {
 	if pl, err := g.vault.Enclave().Place(req.Country); err == nil {
 		pctx.SubjectSite = pl.Home
 	}
-	if !g.allow(w, p, "write", pctx, "writing a subject") {
+	handle, err := g.vault.Handle(r.Context(), id)
+	switch {
+	case errors.Is(err, vault.ErrNotFound):
+		handle = nil
+	case err != nil:
+		g.internal(w, r, "write subject", err)
 		return
 	}
-	res, err := g.vault.Put(r.Context(), id, req.Country, req.Fields)
+	e := g.newEntry(auditlog.KindWrite, "write", p, pctx)
+	e.Site = pctx.SubjectSite
+	if handle == nil {
+		// A new subject: its handle is chosen now, so that the entry can
+		// name it before anything is written.
+		handle = make([]byte, 16)
+		rand.Read(handle)
+	}
+	e.Subject = g.subjectPseudonym(handle, id)
+	if !g.allowAndRecord(w, r, p, "write", pctx, e, "writing a subject") {
+		return
+	}
+	res, err := g.vault.PutWithHandle(r.Context(), id, req.Country, req.Fields, handle)
 	var ve *schema.ValueError
 	switch {
 	case errors.Is(err, enclave.ErrOutsideJurisdiction):
@@ -129,6 +148,15 @@ func (g *Gateway) putSubject(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		g.internal(w, r, "write subject", err)
 		return
+	}
+	if len(res.MovedFrom) > 0 {
+		re := g.newEntry(auditlog.KindRehome, "write", p, pctx)
+		re.Actor, re.Decision, re.Action = nil, "", ""
+		re.Site, re.Subject = res.Placement.Home, g.subjectPseudonym(res.Handle, id)
+		re.Detail = "moved from " + strings.Join(res.MovedFrom, ",") + " to " + res.Placement.Home
+		if _, err := g.audit.AppendEntry(r.Context(), re); err != nil {
+			g.log.Error("re-homing done but not logged", "error", err)
+		}
 	}
 	status := http.StatusOK
 	if res.Created {
@@ -168,11 +196,21 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 		// Say "not found" only to a caller who could read something of some
 		// subject; anyone else learns nothing about who exists.
 		fields := g.fieldsFor(want, nil)
-		if d := set.Decide(policy.Request{Principal: p, Fields: fields, Context: pctx}, g.supports); !anyReleased(d) {
-			writeError(w, http.StatusForbidden, "forbidden", "policy permits none of the requested fields")
+		d := set.Decide(policy.Request{Principal: p, Fields: fields, Context: pctx}, g.supports)
+		e := g.newEntry(auditlog.KindDecision, "read", p, pctx)
+		e.Subject = g.subjectPseudonym(nil, id)
+		e.Policy = &auditlog.PolicyRef{Digest: d.Digest, IDs: deciding(d)}
+		if !anyReleased(d) {
+			e.Decision, e.Status, e.Fields = auditlog.Deny, http.StatusForbidden, decisionFields(d, nil)
+			if g.record(w, r, e) {
+				writeError(w, http.StatusForbidden, "forbidden", "policy permits none of the requested fields")
+			}
 			return
 		}
-		writeError(w, http.StatusNotFound, "not_found", "no such subject")
+		e.Decision, e.Status, e.Detail = auditlog.Allow, http.StatusNotFound, "no such subject; nothing released"
+		if g.record(w, r, e) {
+			writeError(w, http.StatusNotFound, "not_found", "no such subject")
+		}
 		return
 	case err != nil:
 		g.internal(w, r, "read subject", err)
@@ -181,8 +219,14 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 	pctx.SubjectCountry, pctx.SubjectSite = rec.Country, rec.Site
 	fields := g.fieldsFor(want, rec.Fields)
 	d := set.Decide(policy.Request{Principal: p, Fields: fields, Context: pctx}, g.supports)
+	e := g.newEntry(auditlog.KindDecision, "read", p, pctx)
+	e.Site, e.Subject = rec.Site, g.subjectPseudonym(rec.Handle, id)
+	e.Policy = &auditlog.PolicyRef{Digest: d.Digest, IDs: deciding(d)}
 	if len(fields) > 0 && !anyReleased(d) {
-		writeError(w, http.StatusForbidden, "forbidden", "policy permits none of the requested fields")
+		e.Decision, e.Status, e.Fields = auditlog.Deny, http.StatusForbidden, decisionFields(d, nil)
+		if g.record(w, r, e) {
+			writeError(w, http.StatusForbidden, "forbidden", "policy permits none of the requested fields")
+		}
 		return
 	}
 	resp := getResponse{ID: id, Site: rec.Site, Fields: make(map[string]json.RawMessage, len(fields)),
@@ -210,6 +254,11 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Fields[fd.Field] = out
 		resp.Forms[fd.Field] = fd.Form
+	}
+	// The entry records what is released, and is durable before it is.
+	e.Decision, e.Status, e.Fields = auditlog.Allow, http.StatusOK, decisionFields(d, resp.Forms)
+	if !g.record(w, r, e) {
+		return
 	}
 	w.Header().Set("Clover-Policy-Digest", d.Digest)
 	writeRaw(w, http.StatusOK, appendGetResponse(make([]byte, 0, 1024), &resp))
@@ -348,7 +397,17 @@ func (g *Gateway) deleteSubject(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := PrincipalFrom(r.Context())
 	pctx, ok := g.policyContext(w, r, p)
-	if !ok || !g.allow(w, p, "erase", pctx, "erasing a subject") {
+	if !ok {
+		return
+	}
+	handle, err := g.vault.Handle(r.Context(), id)
+	if err != nil && !errors.Is(err, vault.ErrNotFound) {
+		g.internal(w, r, "erase subject", err)
+		return
+	}
+	e := g.newEntry(auditlog.KindErase, "erase", p, pctx)
+	e.Subject = g.subjectPseudonym(handle, id)
+	if !g.allowAndRecord(w, r, p, "erase", pctx, e, "erasing a subject") {
 		return
 	}
 	sites, err := g.vault.Erase(r.Context(), id)

@@ -164,6 +164,14 @@ type plaintext struct {
 // that do not fit the schema with a *schema.ValueError. Nothing is stored
 // in either case.
 func (v *Vault) Put(ctx context.Context, id, country string, fields map[string]json.RawMessage) (PutResult, error) {
+	return v.PutWithHandle(ctx, id, country, fields, nil)
+}
+
+// PutWithHandle is Put that gives a new subject the log handle newHandle
+// (16 bytes) instead of a random one, so that the caller can record the
+// write in the audit log before it happens. A subject that exists keeps its
+// handle.
+func (v *Vault) PutWithHandle(ctx context.Context, id, country string, fields map[string]json.RawMessage, newHandle []byte) (PutResult, error) {
 	if !ValidID(id) {
 		return PutResult{}, ErrBadID
 	}
@@ -185,7 +193,7 @@ func (v *Vault) Put(ctx context.Context, id, country string, fields map[string]j
 	if err != nil {
 		return PutResult{}, err
 	}
-	var handle []byte
+	handle := newHandle
 	for _, k := range held {
 		handle = k.Handle
 		break

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloverenclave/clover/auditlog"
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/config"
 	"github.com/cloverenclave/clover/enclave"
@@ -212,12 +213,13 @@ func policySource(cfg *config.Config) string {
 	return cfg.Policy.Dir
 }
 
-// pseudonymKeys derives the pseudonymisation keys from the enclave's root
+// pseudonymKeys derives the pseudonymisation keys, and the key of the
+// pseudonyms that name subjects in the audit log, from the enclave's root
 // secret (DATA/secrets/pseudonym.key, made on first start).
-func pseudonymKeys(cfg *config.Config) (*pseudonym.Transformer, *pseudonym.SIV, error) {
+func pseudonymKeys(cfg *config.Config) (*pseudonym.Transformer, *pseudonym.SIV, []byte, error) {
 	root, err := keys.LoadOrCreateSecret(filepath.Join(cfg.Data, "secrets", "pseudonym.key"), rand.Reader)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	derive := func(label string, n int) []byte {
 		k, derr := keys.DeriveKey(root, label, n)
@@ -227,19 +229,20 @@ func pseudonymKeys(cfg *config.Config) (*pseudonym.Transformer, *pseudonym.SIV, 
 		return k
 	}
 	hk, sk, fk := derive("pseudonym/hmac", pseudonym.RootKeySize), derive("pseudonym/siv", pseudonym.SIVKeySize), derive("pseudonym/ff1", 32)
+	lk := derive("auditlog/subject", 32)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tok, err := pseudonym.NewTokenizer(hk)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	siv, err := pseudonym.NewSIV(sk)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tr, err := pseudonym.NewTransformer(pseudonym.Keys{HMAC: tok, SIV: siv, FF1Key: fk})
-	return tr, siv, err
+	return tr, siv, lk, err
 }
 
 // serveDebug serves net/http/pprof on its own listener, apart from the API,
@@ -292,20 +295,35 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return usageError{err}
 	}
-	tr, siv, err := pseudonymKeys(cfg)
+	tr, siv, logKey, err := pseudonymKeys(cfg)
 	if err != nil {
 		return err
 	}
+	lo := logOptions(cfg)
+	lo.Logger = log.With("part", "auditlog")
+	audit, err := auditlog.Open(ctx, lo)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer func() {
+		if err := audit.Close(); err != nil {
+			log.Error("closing the audit log", "error", err)
+		}
+	}()
 	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version, Purposes: cfg.Policy.Purposes},
 		gateway.Parts{Vault: parts.vault, Verifier: verifier, Policies: policies, ReloadPolicies: loadPolicies,
-			Transformer: tr, SIV: siv, Metrics: metrics, Log: log})
+			Transformer: tr, SIV: siv, Audit: audit, LogReader: audit, LogKey: logKey, Metrics: metrics, Log: log})
+	if _, err := gw.RecordPolicy(ctx, policies, "start"); err != nil {
+		return fmt.Errorf("audit log: recording the policy set in force: %w", err)
+	}
 	log.Info("policy set in force", "digest", policies.Digest(), "policies", policies.Len(), "source", policySource(cfg))
+	log.Info("audit log open", "origin", audit.Origin(), "verifier_key", audit.VerifierKey())
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			if _, err := gw.ReloadPolicies(); err != nil {
+			if _, err := gw.ReloadPolicies(context.Background(), "SIGHUP"); err != nil {
 				log.Error("SIGHUP: policy reload refused; the running set stays", "error", err)
 			}
 		}

@@ -1,0 +1,36 @@
+package auditlog
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// lockDir takes an exclusive advisory lock on DIR/LOCK, so that two
+// processes (or two Logs in one process) never append to one journal. The
+// lock lasts until the returned file is closed.
+func lockDir(dir string) (*os.File, error) {
+	path := dir + string(os.PathSeparator) + "LOCK"
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB) }); err != nil {
+		lerr = err
+	}
+	if lerr != nil {
+		f.Close()
+		if errors.Is(lerr, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("auditlog: %s is in use by another process or log", dir)
+		}
+		return nil, fmt.Errorf("auditlog: lock %s: %w", path, lerr)
+	}
+	return f, nil
+}
