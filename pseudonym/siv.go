@@ -71,6 +71,11 @@ func (s *SIV) Open(scope, token string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: missing %q prefix", ErrInvalidToken, SIVPrefix)
 	}
+	// encoding/base64 skips '\r' and '\n' while decoding; a token is
+	// accepted only in the one form Seal writes.
+	if strings.ContainsFunc(body, func(r rune) bool { return !isBase64URL(r) }) {
+		return nil, fmt.Errorf("%w: not base64url", ErrInvalidToken)
+	}
 	ct, err := sivEncoding.DecodeString(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not base64url", ErrInvalidToken)
@@ -87,3 +92,7 @@ func (s *SIV) String() string { return "pseudonym.SIV{key: redacted}" }
 
 // GoString hides the key when an SIV is printed with %#v.
 func (s *SIV) GoString() string { return s.String() }
+
+func isBase64URL(r rune) bool {
+	return 'A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_'
+}
