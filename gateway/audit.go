@@ -102,6 +102,7 @@ func (g *Gateway) record(w http.ResponseWriter, r *http.Request, e *auditlog.Ent
 	}
 	w.Header().Set(HeaderLogIndex, strconv.FormatUint(idx, 10))
 	w.Header().Set("Clover-Request-Id", e.RequestID)
+	g.indexAccess(e, idx)
 	return true
 }
 

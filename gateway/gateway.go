@@ -63,6 +63,10 @@ type Parts struct {
 	ReloadPolicies func() (*policy.Set, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AccessIndex, if set, indexes the log's access entries by subject and
+	// serves GET /v1/subjects/{id}/accesses (accesses.go); nil leaves the
+	// route out. Gateway.Close stops its feeding goroutine.
+	AccessIndex AccessIndex
 }
 
 // Gateway serves the API. Build it with New.
@@ -86,6 +90,7 @@ type Gateway struct {
 	metrics     *Metrics
 	mux         *http.ServeMux
 	routes      []string
+	accesses    *accessIndexer // nil: no access index (accesses.go)
 }
 
 // New wires the API handlers.
@@ -123,6 +128,11 @@ func New(cfg Config, p Parts) *Gateway {
 	}
 	if cfg.JWKS != nil {
 		g.handle("GET /.well-known/jwks.json", g.jwks)
+	}
+	// Data-subject transparency (accesses.go).
+	if g.accesses = newAccessIndexer(p.AccessIndex, g.log); g.accesses != nil {
+		g.handle("GET /v1/subjects/{id}/accesses", g.authenticated(g.listAccesses))
+		g.mux.HandleFunc("/v1/subjects/{id}/accesses", methodNotAllowed("GET"))
 	}
 	// Everything else is a JSON 404 or 405, not net/http's plain text.
 	g.mux.HandleFunc("/v1/subjects/{id}", methodNotAllowed("GET, PUT, DELETE"))

@@ -159,12 +159,14 @@ func newHarnessWith(t *testing.T, open func(site string) store.Store) *harness {
 	h.gw = New(Config{MaxBodyBytes: 64 << 10, JWKS: h.dev.JWKS(), Version: "test", Purposes: []string{"support", "analytics", "service"}},
 		Parts{Vault: v, Verifier: ver, Policies: set, Transformer: tr, SIV: siv, Metrics: m, Log: log,
 			Audit: h.audit, LogReader: h.audit, LogKey: bytes.Repeat([]byte{9}, 32),
+			AccessIndex: openAccessIndex(t, h.dir), // accesses_test.go
 			ReloadPolicies: func() (*policy.Set, error) {
 				if h.policyDir == "" {
 					return policy.Default()
 				}
 				return policy.Load(os.DirFS(h.policyDir))
 			}})
+	t.Cleanup(func() { h.gw.Close() }) // before the access index closes
 	return h
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloverenclave/clover/auditlog"
+	"github.com/cloverenclave/clover/auditlog/subjectindex"
 	"github.com/cloverenclave/clover/authn"
 	"github.com/cloverenclave/clover/config"
 	"github.com/cloverenclave/clover/enclave"
@@ -310,9 +311,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			log.Error("closing the audit log", "error", err)
 		}
 	}()
+	// The subject access index (GET /v1/subjects/{id}/accesses): derived
+	// from the log, fed by the gateway in the background. Deferred closes run
+	// in reverse: the gateway's feeder stops (writing what is queued) before
+	// the index closes, and the index before the audit log.
+	accessIndex, err := subjectindex.Open(filepath.Join(cfg.Data, "log", "subjects.db"))
+	if err != nil {
+		return fmt.Errorf("subject access index: %w", err)
+	}
+	defer func() {
+		if err := accessIndex.Close(); err != nil {
+			log.Error("closing the subject access index", "error", err)
+		}
+	}()
 	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version, Purposes: cfg.Policy.Purposes},
 		gateway.Parts{Vault: parts.vault, Verifier: verifier, Policies: policies, ReloadPolicies: loadPolicies,
-			Transformer: tr, SIV: siv, Audit: audit, LogReader: audit, LogKey: logKey, Metrics: metrics, Log: log})
+			Transformer: tr, SIV: siv, Audit: audit, LogReader: audit, LogKey: logKey, Metrics: metrics, Log: log,
+			AccessIndex: accessIndex})
+	defer gw.Close()
 	if _, err := gw.RecordPolicy(ctx, policies, "start"); err != nil {
 		return fmt.Errorf("audit log: recording the policy set in force: %w", err)
 	}
