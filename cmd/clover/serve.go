@@ -31,6 +31,7 @@ import (
 	"github.com/cloverenclave/clover/store/sqlite"
 	"github.com/cloverenclave/clover/vault"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 )
 
 func newServeCmd() *cobra.Command {
@@ -302,6 +303,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	lo := logOptions(cfg)
 	lo.Logger = log.With("part", "auditlog")
+	// tessera logs through klog (a process-wide logger); send it to ours, so
+	// that every line has the configured format.
+	klog.SetSlogLogger(log.With("part", "tessera"))
 	audit, err := auditlog.Open(ctx, lo)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
