@@ -20,6 +20,8 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/cloverenclave/clover/internal/atomicfile"
 )
 
 // Options configure a Log. Zero values take the defaults below.
@@ -290,7 +292,7 @@ func openJournal(dir string, keepFrom uint64, log *slog.Logger) (*os.File, journ
 	switch len(segments) {
 	case 0:
 		segments = []string{journalSegment(0)}
-		if err := createExclusive(filepath.Join(dir, segments[0]), appendJournalHeader(nil, 0)); err != nil {
+		if err := atomicfile.Create(filepath.Join(dir, segments[0]), appendJournalHeader(nil, 0), 0o600); err != nil {
 			return nil, journalScan{}, fmt.Errorf("auditlog: create journal: %w", err)
 		}
 	case 1:

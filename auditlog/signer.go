@@ -12,6 +12,8 @@ import (
 	"unicode"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/cloverenclave/clover/internal/atomicfile"
 )
 
 // LoadOrCreateSigner loads the checkpoint signing key at path, or creates
@@ -33,7 +35,7 @@ func LoadOrCreateSigner(path, origin string, rand io.Reader) (note.Signer, strin
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, "", fmt.Errorf("auditlog: create directory for %s: %w", path, err)
 		}
-		if err := createExclusive(path, []byte(skey+"\n")); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := atomicfile.Create(path, []byte(skey+"\n"), 0o600); err != nil && !errors.Is(err, os.ErrExist) {
 			return nil, "", fmt.Errorf("auditlog: create %s: %w", path, err)
 		}
 	}
@@ -86,49 +88,4 @@ func verifierKey(skey string) (string, error) {
 	}
 	pub := ed25519.NewKeyFromSeed(key[1:]).Public().(ed25519.PublicKey)
 	return note.NewEd25519VerifierKey(parts[2], pub)
-}
-
-// createExclusive writes data to a temporary file in path's directory and
-// links it into place, so that no one ever sees a partial file and, of
-// concurrent creators, one wins (the others get an error matching
-// os.ErrExist). The file and its directory are synced.
-func createExclusive(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a directory's entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/cloverenclave/clover/internal/atomicfile"
 )
 
 const (
@@ -155,47 +157,15 @@ func createDevKey(dir, path string) (jose.JSONWebKey, error) {
 	}
 	data = append(data, '\n')
 
-	// os.CreateTemp creates the file with mode 0600.
-	tmp, err := os.CreateTemp(dir, "."+DevKeyFile+".tmp-*")
-	if err != nil {
-		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: create temporary key file: %w", err)
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // after a successful link the key stays reachable via path
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: chmod %s: %w", tmpName, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: write %s: %w", tmpName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: sync %s: %w", tmpName, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: close %s: %w", tmpName, err)
-	}
-
-	// Link (unlike rename) refuses to replace an existing file, so exactly
-	// one creator wins and nobody ever sees a partially written key.
-	if err := os.Link(tmpName, path); err != nil {
+	// Create (a link, unlike a rename) refuses to replace an existing file,
+	// so exactly one creator wins and nobody sees a partially written key.
+	if err := atomicfile.Create(path, data, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return loadDevKey(path)
 		}
-		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: publish key file %s: %w", path, err)
+		return jose.JSONWebKey{}, fmt.Errorf("authn: dev issuer: create key file %s: %w", path, err)
 	}
-	syncDir(dir)
 	return key, nil
-}
-
-// syncDir makes a directory entry change durable, best effort.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 }
 
 // thumbprint returns the RFC 7638 SHA-256 thumbprint of key, base64url.

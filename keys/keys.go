@@ -22,6 +22,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cloverenclave/clover/internal/atomicfile"
 )
 
 // DataKeySize is the size of a data key: AES-256.
@@ -98,43 +100,10 @@ func loadOrCreate(path, header string, rand io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("keys: generate key: %w", err)
 	}
 	content := header + base64.StdEncoding.EncodeToString(key) + "\n"
-	if err := createExclusive(path, []byte(content)); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := atomicfile.Create(path, []byte(content), 0o600); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("keys: create %s: %w", path, err)
 	}
 	return load(path, header)
-}
-
-// createExclusive writes data to a temporary file and links it into place,
-// so a concurrent creator never sees a partial file and one creator wins.
-func createExclusive(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 func load(path, header string) ([]byte, error) {

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/cloverenclave/clover/auditlog"
+
+	"github.com/cloverenclave/clover/internal/atomicfile"
 )
 
 // maxStateBytes caps the saved checkpoint read back from --state.
@@ -86,7 +87,7 @@ Exit status: 0 verified, 1 verification failed or error, 2 bad usage.`,
 				fmt.Fprintf(out, "log %s: %d entries, root %v%s\n", cp.Origin, cp.Size, cp.Hash, savedNote(prev, key))
 			}
 			if state != "" {
-				if err := writeFileAtomic(state, cp.Signed); err != nil {
+				if err := atomicfile.Replace(state, cp.Signed, 0o644); err != nil {
 					return fmt.Errorf("save the checkpoint: %w", err)
 				}
 			}
@@ -170,34 +171,4 @@ func printEntry(w io.Writer, data []byte) error {
 	buf.WriteByte('\n')
 	_, err = w.Write(buf.Bytes())
 	return err
-}
-
-// writeFileAtomic replaces path with data: a synced temporary file renamed
-// into place, so that a crash leaves the old state or the new one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
