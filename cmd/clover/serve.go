@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -268,6 +269,9 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	return nil
 }
 
+// klogOnce guards klog's process-wide logger.
+var klogOnce sync.Once
+
 // defaultGCPercent is the garbage collector's target when GOGC is not set.
 // The read cache keeps a large live heap that every collection must mark;
 // letting the heap grow to 5x the live data before collecting trades memory
@@ -304,8 +308,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	lo := logOptions(cfg)
 	lo.Logger = log.With("part", "auditlog")
 	// tessera logs through klog (a process-wide logger); send it to ours, so
-	// that every line has the configured format.
-	klog.SetSlogLogger(log.With("part", "tessera"))
+	// that every line has the configured format. Once per process: klog's
+	// logger is global, and tessera reads it from its own goroutines.
+	klogOnce.Do(func() { klog.SetSlogLogger(log.With("part", "tessera")) })
 	audit, err := auditlog.Open(ctx, lo)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
