@@ -14,12 +14,14 @@ func (m *Metrics) InstrumentStore(site string, s store.Store) store.Store {
 	obs := func(op string) prometheus.Observer { return m.store.WithLabelValues(site, op) }
 	return &timedStore{s: s,
 		putKey: obs("put_key"), getKey: obs("get_key"), delKey: obs("delete_key"),
-		putRec: obs("put_record"), getRec: obs("get_record"), delRec: obs("delete_record")}
+		putRec: obs("put_record"), getRec: obs("get_record"), delRec: obs("delete_record"),
+		scanRec: obs("scan_records"), scanKey: obs("scan_keys")}
 }
 
 type timedStore struct {
 	s                                              store.Store
 	putKey, getKey, delKey, putRec, getRec, delRec prometheus.Observer
+	scanRec, scanKey                               prometheus.Observer
 }
 
 var _ store.Store = (*timedStore)(nil)
@@ -54,6 +56,16 @@ func (t *timedStore) GetRecord(ctx context.Context, subject string) (store.Seale
 func (t *timedStore) DeleteRecord(ctx context.Context, subject string) error {
 	defer since(t.delRec, time.Now())
 	return t.s.DeleteRecord(ctx, subject)
+}
+
+func (t *timedStore) ScanRecords(ctx context.Context, after string, limit int) ([]store.Sealed, error) {
+	defer since(t.scanRec, time.Now())
+	return t.s.ScanRecords(ctx, after, limit)
+}
+
+func (t *timedStore) ScanKeys(ctx context.Context, after string, limit int) ([]store.Key, error) {
+	defer since(t.scanKey, time.Now())
+	return t.s.ScanKeys(ctx, after, limit)
 }
 
 func (t *timedStore) Close() error { return t.s.Close() }

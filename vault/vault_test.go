@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,6 +92,30 @@ func (m *memStore) DeleteRecord(_ context.Context, s string) error {
 	}
 	delete(m.records, s)
 	return nil
+}
+
+func (m *memStore) ScanRecords(_ context.Context, after string, limit int) ([]store.Sealed, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Sealed
+	for _, id := range slices.Sorted(maps.Keys(m.records)) {
+		if id > after && len(out) < limit {
+			out = append(out, m.records[id])
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) ScanKeys(_ context.Context, after string, limit int) ([]store.Key, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Key
+	for _, id := range slices.Sorted(maps.Keys(m.keys)) {
+		if id > after && len(out) < limit {
+			out = append(out, m.keys[id])
+		}
+	}
+	return out, nil
 }
 
 func (m *memStore) Close() error { return nil }

@@ -60,6 +60,7 @@ var _ store.Store = (*Store)(nil)
 type queries struct {
 	putRecord, getRecord, deleteRecord string
 	putKey, getKey, deleteKey          string
+	scanRecords, scanKeys              string
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -125,6 +126,11 @@ func newQueries(records, keys string) queries {
 			RETURNING wrapped, kek_id, handle`,
 		getKey:    `SELECT wrapped, kek_id, handle FROM ` + k + ` WHERE subject = $1`,
 		deleteKey: `DELETE FROM ` + k + ` WHERE subject = $1`,
+		// The comparison and the order use the column's collation, so both
+		// follow the primary key's index, and records and keys come in the
+		// same order.
+		scanRecords: `SELECT subject, ciphertext, updated FROM ` + r + ` WHERE subject > $1 ORDER BY subject LIMIT $2`,
+		scanKeys:    `SELECT subject, wrapped, kek_id, handle FROM ` + k + ` WHERE subject > $1 ORDER BY subject LIMIT $2`,
 	}
 }
 
@@ -231,4 +237,55 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// ScanRecords returns up to limit records after the subject after, in the
+// order of the subject column's collation.
+func (s *Store) ScanRecords(ctx context.Context, after string, limit int) ([]store.Sealed, error) {
+	if limit <= 0 || limit > store.MaxScan {
+		return nil, fmt.Errorf("postgres: scan records: limit %d outside 1..%d", limit, store.MaxScan)
+	}
+	rows, err := s.pool.Query(ctx, s.q.scanRecords, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: scan records: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Sealed, 0, limit)
+	for rows.Next() {
+		var r store.Sealed
+		if err := rows.Scan(&r.Subject, &r.Ciphertext, &r.Updated); err != nil {
+			return nil, fmt.Errorf("postgres: scan records: %w", err)
+		}
+		r.Updated = r.Updated.UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: scan records: %w", err)
+	}
+	return out, nil
+}
+
+// ScanKeys returns up to limit keys after the subject after, in the same
+// order as ScanRecords.
+func (s *Store) ScanKeys(ctx context.Context, after string, limit int) ([]store.Key, error) {
+	if limit <= 0 || limit > store.MaxScan {
+		return nil, fmt.Errorf("postgres: scan keys: limit %d outside 1..%d", limit, store.MaxScan)
+	}
+	rows, err := s.pool.Query(ctx, s.q.scanKeys, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: scan keys: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Key, 0, limit)
+	for rows.Next() {
+		var k store.Key
+		if err := rows.Scan(&k.Subject, &k.Wrapped, &k.KEKID, &k.Handle); err != nil {
+			return nil, fmt.Errorf("postgres: scan keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: scan keys: %w", err)
+	}
+	return out, nil
 }

@@ -67,6 +67,8 @@ type Store struct {
 	selectKey    *sql.Stmt // writer, used inside a transaction
 	getKey       *sql.Stmt // reader
 	deleteKey    *sql.Stmt // writer
+	scanRecords  *sql.Stmt // reader
+	scanKeys     *sql.Stmt // reader
 }
 
 var _ store.Store = (*Store)(nil)
@@ -117,6 +119,8 @@ func (s *Store) prepare() error {
 		{&s.selectKey, s.keys.writer, `SELECT wrapped, kek_id, handle FROM keys WHERE subject = ?`},
 		{&s.getKey, s.keys.reader, `SELECT wrapped, kek_id, handle FROM keys WHERE subject = ?`},
 		{&s.deleteKey, s.keys.writer, `DELETE FROM keys WHERE subject = ?`},
+		{&s.scanRecords, s.records.reader, `SELECT subject, ciphertext, updated FROM records WHERE subject > ? ORDER BY subject LIMIT ?`},
+		{&s.scanKeys, s.keys.reader, `SELECT subject, wrapped, kek_id, handle FROM keys WHERE subject > ? ORDER BY subject LIMIT ?`},
 	}
 	for _, st := range stmts {
 		stmt, err := st.db.Prepare(st.query)
@@ -301,4 +305,56 @@ func makeDir(dir string) error {
 		return fmt.Errorf("sqlite: chmod %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ScanRecords returns up to limit records after the subject after, in
+// byte order of subject.
+func (s *Store) ScanRecords(ctx context.Context, after string, limit int) ([]store.Sealed, error) {
+	if limit <= 0 || limit > store.MaxScan {
+		return nil, fmt.Errorf("sqlite: scan records: limit %d outside 1..%d", limit, store.MaxScan)
+	}
+	rows, err := s.scanRecords.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: scan records: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Sealed, 0, limit)
+	for rows.Next() {
+		var r store.Sealed
+		var micros int64
+		if err := rows.Scan(&r.Subject, &r.Ciphertext, &micros); err != nil {
+			return nil, fmt.Errorf("sqlite: scan records: %w", err)
+		}
+		r.Updated = time.UnixMicro(micros).UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: scan records: %w", err)
+	}
+	return out, nil
+}
+
+// ScanKeys returns up to limit keys after the subject after, in byte order
+// of subject.
+func (s *Store) ScanKeys(ctx context.Context, after string, limit int) ([]store.Key, error) {
+	if limit <= 0 || limit > store.MaxScan {
+		return nil, fmt.Errorf("sqlite: scan keys: limit %d outside 1..%d", limit, store.MaxScan)
+	}
+	rows, err := s.scanKeys.QueryContext(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: scan keys: %w", err)
+	}
+	defer rows.Close()
+	out := make([]store.Key, 0, limit)
+	for rows.Next() {
+		var k store.Key
+		if err := rows.Scan(&k.Subject, &k.Wrapped, &k.KEKID, &k.Handle); err != nil {
+			return nil, fmt.Errorf("sqlite: scan keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: scan keys: %w", err)
+	}
+	return out, nil
 }

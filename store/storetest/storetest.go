@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BinaryBytes", testBinaryBytes},
 		{"LongSubject", testLongSubject},
 		{"ContextCancelled", testContextCancelled},
+		{"Scan", testScan},
+		{"ScanLimits", testScanLimits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,6 +338,8 @@ func testContextCancelled(t *testing.T, s store.Store) {
 		{"PutKey", func() error { _, err := s.PutKey(ctx, key("alice", "w")); return err }},
 		{"GetKey", func() error { _, err := s.GetKey(ctx, "alice"); return err }},
 		{"DeleteKey", func() error { return s.DeleteKey(ctx, "alice") }},
+		{"ScanRecords", func() error { _, err := s.ScanRecords(ctx, "", 10); return err }},
+		{"ScanKeys", func() error { _, err := s.ScanKeys(ctx, "", 10); return err }},
 	}
 	for _, c := range calls {
 		if err := c.call(); !errors.Is(err, context.Canceled) {
@@ -345,4 +349,89 @@ func testContextCancelled(t *testing.T, s store.Store) {
 	// Nothing was written.
 	wantNoRecord(t, s, "alice")
 	wantNoKey(t, s, "alice")
+}
+
+// testScan pages through 250 records and keys (ids whose order is the same
+// under any collation) and checks that the pages cover every subject once,
+// in ascending order, with records and keys in the same order.
+func testScan(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var want []string
+	for i := 250; i >= 1; i-- { // written in reverse: order must come from the store
+		id := fmt.Sprintf("s-%04d", i)
+		putRecord(t, s, sealed(id, "ct-"+id, time.Duration(i)*time.Microsecond))
+		if i%3 != 0 { // some subjects have no key (erased ones, say)
+			putKey(t, s, key(id, "w-"+id))
+		}
+	}
+	for i := 1; i <= 250; i++ {
+		want = append(want, fmt.Sprintf("s-%04d", i))
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		page, err := s.ScanRecords(ctx, after, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 64 || pages > 10 {
+			t.Fatalf("page %d has %d records (limit 64)", pages, len(page))
+		}
+		for _, r := range page {
+			if diff := cmp.Diff(stored(sealed(r.Subject, "ct-"+r.Subject, 0)).Ciphertext, r.Ciphertext); diff != "" {
+				t.Fatalf("record %s: ciphertext differs:\n%s", r.Subject, diff)
+			}
+			got = append(got, r.Subject)
+		}
+		after = page[len(page)-1].Subject
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("scanned subjects (-want +got):\n%s", diff)
+	}
+	var keys []string
+	after = ""
+	for {
+		page, err := s.ScanKeys(ctx, after, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, k := range page {
+			if string(k.Wrapped) != "w-"+k.Subject {
+				t.Fatalf("key %s: wrapped %q", k.Subject, k.Wrapped)
+			}
+			keys = append(keys, k.Subject)
+		}
+		after = page[len(page)-1].Subject
+	}
+	var wantKeys []string
+	for i := 1; i <= 250; i++ {
+		if i%3 != 0 {
+			wantKeys = append(wantKeys, fmt.Sprintf("s-%04d", i))
+		}
+	}
+	if diff := cmp.Diff(wantKeys, keys); diff != "" {
+		t.Fatalf("scanned keys (-want +got):\n%s", diff)
+	}
+}
+
+func testScanLimits(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, limit := range []int{0, -1, store.MaxScan + 1} {
+		if _, err := s.ScanRecords(ctx, "", limit); err == nil {
+			t.Errorf("ScanRecords with limit %d accepted", limit)
+		}
+		if _, err := s.ScanKeys(ctx, "", limit); err == nil {
+			t.Errorf("ScanKeys with limit %d accepted", limit)
+		}
+	}
+	page, err := s.ScanRecords(ctx, "", 5)
+	if err != nil || len(page) != 0 {
+		t.Fatalf("scan of an empty store = %v, %v", page, err)
+	}
 }
