@@ -63,9 +63,9 @@ type Store interface {
 	DeleteRecord(ctx context.Context, subject string) error
 
 	// ScanRecords returns at most limit records whose subject sorts after
-	// after ("" for the first page), in the backend's subject order, to page
-	// through a site (exports, migrations). ScanKeys pages through the keys
-	// in the same order, so that the two can be merged.
+	// after ("" for the first page), in byte order of subject (Go's string
+	// order), to page through a site (exports, migrations). ScanKeys pages
+	// through the keys in the same order, so that the two can be merged.
 	ScanRecords(ctx context.Context, after string, limit int) ([]Sealed, error)
 	ScanKeys(ctx context.Context, after string, limit int) ([]Key, error)
 

@@ -28,6 +28,9 @@ func recordsMigrations(schema string) []string {
 			ciphertext bytea       NOT NULL,
 			updated    timestamptz NOT NULL
 		)`,
+		// 2: subjects compare and sort by bytes whatever the database's
+		// locale, as in every backend, so that scans page in a known order.
+		`ALTER TABLE ` + schema + `.records ALTER COLUMN subject TYPE text COLLATE "C"`,
 	}
 }
 
@@ -42,6 +45,8 @@ func keysMigrations(schema string) []string {
 			kek_id  text  NOT NULL,
 			handle  bytea NOT NULL
 		)`,
+		// 2: byte order of subjects, as in the records schema.
+		`ALTER TABLE ` + schema + `.keys ALTER COLUMN subject TYPE text COLLATE "C"`,
 	}
 }
 

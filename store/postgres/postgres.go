@@ -27,7 +27,7 @@
 // Open applies the missing migrations in order, in one transaction that holds
 // a transaction-level advisory lock per schema (pg_advisory_xact_lock), so
 // processes that start together apply them once. The current schema version
-// is 1 for both schemas.
+// is 2 for both schemas.
 //
 // Queries are prepared and cached per connection by pgx.
 package postgres
@@ -126,9 +126,9 @@ func newQueries(records, keys string) queries {
 			RETURNING wrapped, kek_id, handle`,
 		getKey:    `SELECT wrapped, kek_id, handle FROM ` + k + ` WHERE subject = $1`,
 		deleteKey: `DELETE FROM ` + k + ` WHERE subject = $1`,
-		// The comparison and the order use the column's collation, so both
-		// follow the primary key's index, and records and keys come in the
-		// same order.
+		// The subject column's collation is "C" (migration 2): comparison
+		// and order are byte order, follow the primary key's index, and agree
+		// between records and keys.
 		scanRecords: `SELECT subject, ciphertext, updated FROM ` + r + ` WHERE subject > $1 ORDER BY subject LIMIT $2`,
 		scanKeys:    `SELECT subject, wrapped, kek_id, handle FROM ` + k + ` WHERE subject > $1 ORDER BY subject LIMIT $2`,
 	}
@@ -239,8 +239,8 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// ScanRecords returns up to limit records after the subject after, in the
-// order of the subject column's collation.
+// ScanRecords returns up to limit records after the subject after, in byte
+// order of subject.
 func (s *Store) ScanRecords(ctx context.Context, after string, limit int) ([]store.Sealed, error) {
 	if limit <= 0 || limit > store.MaxScan {
 		return nil, fmt.Errorf("postgres: scan records: limit %d outside 1..%d", limit, store.MaxScan)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ContextCancelled", testContextCancelled},
 		{"Scan", testScan},
 		{"ScanLimits", testScanLimits},
+		{"ScanByteOrder", testScanByteOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,6 +419,27 @@ func testScan(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(wantKeys, keys); diff != "" {
 		t.Fatalf("scanned keys (-want +got):\n%s", diff)
+	}
+}
+
+// testScanByteOrder: mixed case and punctuation sort by bytes, whatever
+// the backend's locale.
+func testScanByteOrder(t *testing.T, s store.Store) {
+	ids := []string{"b", "B", "a-1", "a.1", "A_1", "a", "Z", "_z", "0"}
+	for _, id := range ids {
+		putRecord(t, s, sealed(id, "x", 0))
+	}
+	page, err := s.ScanRecords(context.Background(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range page {
+		got = append(got, r.Subject)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("scan order is not byte order (-want +got):\n%s", diff)
 	}
 }
 
