@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/schema"
+	"github.com/cloverenclave/clover/transfer"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -27,12 +28,18 @@ const MaxFileBytes = 1 << 20
 type Config struct {
 	// Data is the data directory: embedded stores, key files, the development
 	// issuer's key. Relative paths elsewhere are resolved against it.
-	Data     string         `yaml:"data"`
-	Server   Server         `yaml:"server"`
-	Enclave  Enclave        `yaml:"enclave"`
-	Schema   []schema.Field `yaml:"schema"`
-	Identity Identity       `yaml:"identity"`
-	Policy   Policy         `yaml:"policy"`
+	Data      string         `yaml:"data"`
+	Server    Server         `yaml:"server"`
+	Enclave   Enclave        `yaml:"enclave"`
+	Schema    []schema.Field `yaml:"schema"`
+	Identity  Identity       `yaml:"identity"`
+	Policy    Policy         `yaml:"policy"`
+	Transfers Transfers      `yaml:"transfers"`
+}
+
+// Transfers configures the destinations data may be transferred to.
+type Transfers struct {
+	Destinations []transfer.Destination `yaml:"destinations"`
 }
 
 // Policy configures field-level authorization.
@@ -115,9 +122,10 @@ func Default() *Config {
 			Placement:     e.Placement,
 			DefaultSite:   e.DefaultSite,
 		},
-		Schema:   schema.Default(),
-		Identity: Identity{Issuer: DevIssuerName, Audience: DefaultAudience, DevIssuer: true},
-		Policy:   Policy{Purposes: append([]string(nil), DefaultPurposes...)},
+		Schema:    schema.Default(),
+		Identity:  Identity{Issuer: DevIssuerName, Audience: DefaultAudience, DevIssuer: true},
+		Policy:    Policy{Purposes: append([]string(nil), DefaultPurposes...)},
+		Transfers: Transfers{Destinations: transfer.Defaults()},
 	}
 	for _, s := range e.Sites {
 		c.Enclave.Sites = append(c.Enclave.Sites, Site{Name: s.Name, Country: s.Country, Replica: s.Replica})
@@ -278,10 +286,18 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if _, err := schema.New(c.Schema); err != nil {
+	sch, err := schema.New(c.Schema)
+	if err != nil {
 		var fe *schema.FieldError
 		if errors.As(err, &fe) {
 			return &pathError{fmt.Sprintf("schema[%d].%s", fe.Index, fe.Key), fe.Msg}
+		}
+		return err
+	}
+	if err := transfer.ValidateAll(c.Transfers.Destinations, sch); err != nil {
+		var pe *transfer.PathError
+		if errors.As(err, &pe) {
+			return &pathError{pe.Path, pe.Msg}
 		}
 		return err
 	}

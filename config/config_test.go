@@ -101,8 +101,10 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 			`enclave.sites[0].storage.postgres: must be a URL`},
 		"bad log format": {"server:\n  log_format: xml\n", `c.yaml:2: server.log_format`},
 		"no purposes":    {"policy:\n  purposes: []\n", `c.yaml:2: policy.purposes: at least one`},
-		"bad purpose":    {"policy:\n  purposes:\n    - support\n    - Ad Targeting\n", `c.yaml:4: policy.purposes[1]: "Ad Targeting"`},
-		"dup purpose":    {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
+		"transfer without basis": {"transfers:\n  destinations:\n    - name: us-crm\n      country: US\n      legal_basis: adequacy\n      allow: [{categories: [behavioural], form: pseudonym}]\n      k: 5\n",
+			`c.yaml:5: transfers.destinations[0].legal_basis: US has no EU adequacy decision`},
+		"bad purpose": {"policy:\n  purposes:\n    - support\n    - Ad Targeting\n", `c.yaml:4: policy.purposes[1]: "Ad Targeting"`},
+		"dup purpose": {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
 	}
 	for name, c := range cases {
 		_, err := Parse([]byte(c.in), "c.yaml")
