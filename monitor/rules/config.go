@@ -97,6 +97,7 @@ type Rule struct {
 	OffHours   *OffHours   `yaml:"off_hours,omitempty"`
 	Reidentify *Reidentify `yaml:"reidentify,omitempty"`
 	Transfer   *Transfer   `yaml:"transfer,omitempty"`
+	Condition  *Condition  `yaml:"condition,omitempty"`
 }
 
 // BulkAccess fires when one actor reads more than Subjects distinct
@@ -240,9 +241,10 @@ func (r *Rule) kind() (string, error) {
 	add(r.OffHours != nil, KindOffHours)
 	add(r.Reidentify != nil, KindReidentify)
 	add(r.Transfer != nil, KindTransfer)
+	add(r.Condition != nil, KindCondition)
 	switch {
 	case len(set) == 0:
-		return "", errors.New("no rule parameters: set one of bulk_access, country, denials, off_hours, reidentify, transfer")
+		return "", errors.New("no rule parameters: set one of bulk_access, country, denials, off_hours, reidentify, transfer, condition")
 	case len(set) > 1:
 		return "", fmt.Errorf("parameters of %d kinds set (%s): set exactly one", len(set), strings.Join(set, ", "))
 	case r.Kind != "" && r.Kind != set[0]:
@@ -284,6 +286,8 @@ func (r *Rule) validate() error {
 		perr = r.Reidentify.Validate()
 	case KindTransfer:
 		perr = r.Transfer.Validate()
+	case KindCondition:
+		perr = r.Condition.Validate()
 	}
 	if perr != nil {
 		return fmt.Errorf("%s.%v", k, perr)

@@ -69,6 +69,12 @@ func New(cfg Config) (*Engine, error) {
 			c.match = reidentifyMatch(r.Reidentify.BreakGlass)
 		case KindTransfer:
 			c.match = transferMatch(r.Transfer.Destinations)
+		case KindCondition:
+			prg, err := compileCondition(r.Condition.Expr)
+			if err != nil { // checked by Validate
+				return nil, fmt.Errorf("%w: rule %q: condition.%v", ErrInvalidConfig, r.Name, err)
+			}
+			c.match = conditionMatch(prg, r.Condition.Expr)
 		}
 		e.rules = append(e.rules, c)
 	}

@@ -445,3 +445,42 @@ func TestOddEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestConditionRule(t *testing.T) {
+	cfg := Config{Rules: []Rule{{Name: "raw-from-us", Severity: Critical, Condition: &Condition{
+		Expr: `kind == "decision" && actor.country == "US" && fields.exists(f, f.form == "raw")`}}}}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(country, form string) *auditlog.Entry {
+		return &auditlog.Entry{Time: time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC), Kind: auditlog.KindDecision, Decision: auditlog.Allow,
+			Actor:  &auditlog.Actor{Sub: "s", Type: "Employee", Roles: []string{"support"}, Country: country},
+			Fields: []auditlog.Field{{Name: "email", Form: form}}}
+	}
+	if got := e.Observe(1, entry("US", "raw")); len(got) != 1 || got[0].Rule != "raw-from-us" || got[0].Indexes[0] != 1 {
+		t.Fatalf("raw read from US: alerts %+v, want one", got)
+	}
+	for _, c := range []struct{ country, form string }{{"US", "pseudonym"}, {"IE", "raw"}} {
+		if got := e.Observe(2, entry(c.country, c.form)); len(got) != 0 {
+			t.Errorf("%s/%s fired: %+v", c.country, c.form, got)
+		}
+	}
+	if got := e.Observe(3, &auditlog.Entry{Time: time.Now(), Kind: auditlog.KindPolicy}); len(got) != 0 {
+		t.Errorf("an entry without actor fired: %+v", got)
+	}
+}
+
+func TestConditionValidate(t *testing.T) {
+	for expr, want := range map[string]string{
+		"":                   "expr: empty",
+		`kind ==`:            "expr:",
+		`hour + 1`:           "must be a boolean",
+		`unknown_var == "x"`: "undeclared reference",
+	} {
+		_, err := New(Config{Rules: []Rule{{Name: "c", Severity: Low, Condition: &Condition{Expr: expr}}}})
+		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `rule "c"`) {
+			t.Errorf("expr %q: err = %v, want it to name the rule and contain %q", expr, err, want)
+		}
+	}
+}
