@@ -102,6 +102,8 @@ type Entry struct {
 	PolicyFiles []PolicyFile `json:"policy_files,omitempty"`
 	// Status is the HTTP status of the response (0: none).
 	Status int `json:"status,omitempty"`
+	// Transfer is the ledger record of a transfer; only in KindTransfer.
+	Transfer *TransferRecord `json:"transfer,omitempty"`
 	// Detail is free text for operators (e.g. the sites a re-homed record
 	// moved from). It must hold no personal data.
 	Detail string `json:"detail,omitempty"`
@@ -142,6 +144,27 @@ type RequestContext struct {
 type PolicyRef struct {
 	Digest string   `json:"digest"`
 	IDs    []string `json:"ids,omitempty"`
+}
+
+// TransferRecord is what a transfer sent: to whom, on which legal basis, how
+// many rows, and the SHA-256 of the exact bytes, so that a recipient can
+// prove a file is what the enclave released. A transfer is logged twice:
+// when it is decided (Rows, Bytes and SHA256 empty, Complete false) and when
+// its stream ends (Complete true, or false if the client went away, with
+// the rows actually sent).
+type TransferRecord struct {
+	Destination string `json:"destination"`
+	Country     string `json:"country"`
+	LegalBasis  string `json:"legal_basis"`
+	Format      string `json:"format,omitempty"`
+	Rows        int    `json:"rows"`
+	Suppressed  int    `json:"suppressed"`
+	Bytes       int64  `json:"bytes"`
+	SHA256      string `json:"sha256,omitempty"`
+	Complete    bool   `json:"complete"`
+	// Decided is the log index of the entry that decided the transfer, in
+	// the entry that ends it.
+	Decided *uint64 `json:"decided,omitempty"`
 }
 
 // PolicyFile is one file of a policy set with its full text.
@@ -274,6 +297,12 @@ func (e *Entry) validate() error {
 	if e.Policy != nil && e.Policy.Digest == "" {
 		return invalidf("policy needs a digest")
 	}
+	if e.Transfer != nil && e.Kind != KindTransfer {
+		return invalidf("transfer only in kind %q", KindTransfer)
+	}
+	if t := e.Transfer; t != nil && (t.Destination == "" || t.Rows < 0 || t.Suppressed < 0 || t.Bytes < 0) {
+		return invalidf("transfer needs a destination and non-negative counts")
+	}
 	if len(e.PolicyFiles) > 0 && e.Kind != KindPolicy {
 		return invalidf("policy_files only in kind %q", KindPolicy)
 	}
@@ -327,6 +356,9 @@ func (e *Entry) validUTF8() bool {
 	}
 	for _, f := range e.PolicyFiles {
 		check(f.Name, f.Text)
+	}
+	if t := e.Transfer; t != nil {
+		check(t.Destination, t.Country, t.LegalBasis, t.Format, t.SHA256)
 	}
 	return ok
 }

@@ -52,8 +52,13 @@ func TestEncodeGolden(t *testing.T) {
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
+	decided := uint64(41)
 	for _, e := range []*Entry{readEntry(), policyEntry(), {
 		Time: time.Unix(0, 0), Kind: KindRehome, Subject: testSubject, Site: "eu-north", Detail: "moved_from=eu-west",
+	}, {
+		Time: time.Unix(1, 0), Kind: KindTransfer, Action: "transfer", Decision: Allow, Actor: &Actor{Sub: "a", Type: "Employee"},
+		Transfer: &TransferRecord{Destination: "us-analytics", Country: "US", LegalBasis: "scc", Format: "ndjson",
+			Rows: 10, Suppressed: 2, Bytes: 1234, SHA256: "ab", Complete: true, Decided: &decided},
 	}} {
 		b, err := Encode(e)
 		if err != nil {
@@ -86,15 +91,16 @@ func policyEntry() *Entry {
 
 func TestEncodeRejects(t *testing.T) {
 	cases := map[string]func(e *Entry){
-		"no time":           func(e *Entry) { e.Time = time.Time{} },
-		"unknown kind":      func(e *Entry) { e.Kind = "read" },
-		"no actor":          func(e *Entry) { e.Actor = nil },
-		"actor without sub": func(e *Entry) { e.Actor.Sub = "" },
-		"no decision":       func(e *Entry) { e.Decision = "" },
-		"bad decision":      func(e *Entry) { e.Decision = "maybe" },
-		"no action":         func(e *Entry) { e.Action = "" },
-		"raw subject":       func(e *Entry) { e.Subject = "alice@example.com" },
-		"no subject":        func(e *Entry) { e.Subject = "" },
+		"no time":            func(e *Entry) { e.Time = time.Time{} },
+		"unknown kind":       func(e *Entry) { e.Kind = "read" },
+		"transfer on a read": func(e *Entry) { e.Transfer = &TransferRecord{Destination: "x"} },
+		"no actor":           func(e *Entry) { e.Actor = nil },
+		"actor without sub":  func(e *Entry) { e.Actor.Sub = "" },
+		"no decision":        func(e *Entry) { e.Decision = "" },
+		"bad decision":       func(e *Entry) { e.Decision = "maybe" },
+		"no action":          func(e *Entry) { e.Action = "" },
+		"raw subject":        func(e *Entry) { e.Subject = "alice@example.com" },
+		"no subject":         func(e *Entry) { e.Subject = "" },
 		"field without form": func(e *Entry) {
 			e.Fields = append(e.Fields, Field{Name: "x"})
 		},
