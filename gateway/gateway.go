@@ -19,6 +19,7 @@ import (
 	"github.com/cloverenclave/clover/policy"
 	"github.com/cloverenclave/clover/pseudonym"
 	"github.com/cloverenclave/clover/schema"
+	"github.com/cloverenclave/clover/transfer"
 	"github.com/cloverenclave/clover/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -54,6 +55,8 @@ type Parts struct {
 	Audit AuditLog
 	// LogReader serves proofs and the log's tiles; nil leaves those routes out.
 	LogReader LogReader
+	// Destinations are where POST /v1/transfers may send data.
+	Destinations []transfer.Destination
 	// LogKey keys the pseudonyms that name subjects in the log.
 	LogKey  []byte
 	Metrics *Metrics
@@ -71,26 +74,28 @@ type Parts struct {
 
 // Gateway serves the API. Build it with New.
 type Gateway struct {
-	cfg         Config
-	vault       *vault.Vault
-	verifier    Verifier
-	transformer *pseudonym.Transformer
-	siv         *pseudonym.SIV
-	audit       AuditLog
-	logReader   LogReader
-	logKey      []byte
-	reqIDs      *requestIDs
-	policies    atomic.Pointer[policy.Set]
-	reload      func() (*policy.Set, error)
-	reloadMu    sync.Mutex
-	purposes    map[string]bool
-	allFields   []schema.Field // the schema's fields, in order; read-only
-	now         func() time.Time
-	log         *slog.Logger
-	metrics     *Metrics
-	mux         *http.ServeMux
-	routes      []string
-	accesses    *accessIndexer // nil: no access index (accesses.go)
+	cfg          Config
+	vault        *vault.Vault
+	verifier     Verifier
+	transformer  *pseudonym.Transformer
+	siv          *pseudonym.SIV
+	audit        AuditLog
+	logReader    LogReader
+	logKey       []byte
+	reqIDs       *requestIDs
+	destinations map[string]transfer.Destination
+	quotas       quotas
+	policies     atomic.Pointer[policy.Set]
+	reload       func() (*policy.Set, error)
+	reloadMu     sync.Mutex
+	purposes     map[string]bool
+	allFields    []schema.Field // the schema's fields, in order; read-only
+	now          func() time.Time
+	log          *slog.Logger
+	metrics      *Metrics
+	mux          *http.ServeMux
+	routes       []string
+	accesses     *accessIndexer // nil: no access index (accesses.go)
 }
 
 // New wires the API handlers.
@@ -109,6 +114,10 @@ func New(cfg Config, p Parts) *Gateway {
 		g.purposes[pu] = true
 	}
 	g.policies.Store(p.Policies)
+	g.destinations = map[string]transfer.Destination{}
+	for _, d := range p.Destinations {
+		g.destinations[d.Name] = d
+	}
 	g.allFields = p.Vault.Schema().Fields()
 	metrics := p.Metrics
 
@@ -116,6 +125,7 @@ func New(cfg Config, p Parts) *Gateway {
 	g.handle("GET /v1/subjects/{id}", g.authenticated(g.getSubject))
 	g.handle("DELETE /v1/subjects/{id}", g.authenticated(g.deleteSubject))
 	g.handle("POST /v1/reidentify", g.authenticated(g.reidentify))
+	g.handle("POST /v1/transfers", g.authenticated(g.postTransfer))
 	g.handle("POST /v1/admin/policies/reload", g.authenticated(g.reloadPolicies))
 	g.handle("GET /v1/admin/policies", g.authenticated(g.listPolicies))
 	g.handle("GET /healthz", g.healthz)
@@ -137,6 +147,7 @@ func New(cfg Config, p Parts) *Gateway {
 	// Everything else is a JSON 404 or 405, not net/http's plain text.
 	g.mux.HandleFunc("/v1/subjects/{id}", methodNotAllowed("GET, PUT, DELETE"))
 	g.mux.HandleFunc("/v1/reidentify", methodNotAllowed("POST"))
+	g.mux.HandleFunc("/v1/transfers", methodNotAllowed("POST"))
 	g.mux.HandleFunc("/v1/admin/policies/reload", methodNotAllowed("POST"))
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")

@@ -26,6 +26,7 @@ import (
 	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/store"
 	"github.com/cloverenclave/clover/store/sqlite"
+	"github.com/cloverenclave/clover/transfer"
 	"github.com/cloverenclave/clover/vault"
 	"github.com/google/go-cmp/cmp"
 )
@@ -159,7 +160,8 @@ func newHarnessWith(t *testing.T, open func(site string) store.Store) *harness {
 	h.gw = New(Config{MaxBodyBytes: 64 << 10, JWKS: h.dev.JWKS(), Version: "test", Purposes: []string{"support", "analytics", "service"}},
 		Parts{Vault: v, Verifier: ver, Policies: set, Transformer: tr, SIV: siv, Metrics: m, Log: log,
 			Audit: h.audit, LogReader: h.audit, LogKey: bytes.Repeat([]byte{9}, 32),
-			AccessIndex: openAccessIndex(t, h.dir), // accesses_test.go
+			Destinations: transfer.Defaults(),
+			AccessIndex:  openAccessIndex(t, h.dir), // accesses_test.go
 			ReloadPolicies: func() (*policy.Set, error) {
 				if h.policyDir == "" {
 					return policy.Default()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/base64"
+	"github.com/cloverenclave/clover/transfer"
 	"os"
 )
 
@@ -19,3 +20,8 @@ func flipB64(s string) string {
 }
 
 func readAll(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func withName(d transfer.Destination, name string) transfer.Destination {
+	d.Name = name
+	return d
+}

@@ -336,7 +336,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version, Purposes: cfg.Policy.Purposes},
 		gateway.Parts{Vault: parts.vault, Verifier: verifier, Policies: policies, ReloadPolicies: loadPolicies,
 			Transformer: tr, SIV: siv, Audit: audit, LogReader: audit, LogKey: logKey, Metrics: metrics, Log: log,
-			AccessIndex: accessIndex})
+			AccessIndex: accessIndex, Destinations: cfg.Transfers.Destinations})
 	defer gw.Close()
 	if _, err := gw.RecordPolicy(ctx, policies, "start"); err != nil {
 		return fmt.Errorf("audit log: recording the policy set in force: %w", err)
