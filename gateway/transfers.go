@@ -214,6 +214,7 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Trailer", "Clover-Transfer-Sha256, Clover-Transfer-Rows, Clover-Transfer-Log-Index")
+	h.Set("Clover-Transfer-Planned-Rows", strconv.Itoa(total-suppressed))
 	w.WriteHeader(http.StatusOK)
 	exp, err := transfer.NewExporter(w, format, plan.Columns())
 	if err != nil {

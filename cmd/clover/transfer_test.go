@@ -59,3 +59,34 @@ func TestTransferVerify(t *testing.T) {
 		t.Fatalf("verify without --index: exit %d, want 2", code)
 	}
 }
+
+// TestTransferCommand runs `clover transfer` against a live server.
+func TestTransferCommand(t *testing.T) {
+	data, base := startServer(t)
+	if code, out, errOut := loadCmd(t, "seed", "--subjects", "2000", "--seed", "3", "--data", data, "--url", base, "--concurrency", "8"); code != 0 {
+		t.Fatalf("seed exited %d: %s%s", code, out, errOut)
+	}
+	file := filepath.Join(t.TempDir(), "de.ndjson")
+	args := []string{"transfer", "--destination", "us-analytics", "--out", file, "--filter", `{"country":"DE"}`, "--data", data, "--url", base}
+	code, out, errOut := clover(t, args...)
+	if code != 0 || !strings.Contains(out, "wrote "+file) || !strings.Contains(out, "ledger entry") {
+		t.Fatalf("clover transfer: exit %d: %s%s", code, out, errOut)
+	}
+	b, _ := os.ReadFile(file)
+	if len(b) == 0 || strings.Contains(string(b), "@") {
+		t.Fatalf("export is empty or holds an email: %.200s", b)
+	}
+	// An existing file is not overwritten.
+	if code, _, errOut := clover(t, args...); code != 1 || !strings.Contains(errOut, "exists") {
+		t.Fatalf("second run into the same file: exit %d: %s", code, errOut)
+	}
+	// A refused transfer says why and writes nothing.
+	other := filepath.Join(t.TempDir(), "ch.ndjson")
+	code, _, errOut = clover(t, "transfer", "--destination", "ch-research", "--out", other, "--data", data, "--url", base)
+	if _, err := os.Stat(other); code != 1 || !strings.Contains(errOut, "reidentification_risk") || err == nil {
+		t.Fatalf("refused transfer: exit %d, file exists %v: %s", code, err == nil, errOut)
+	}
+	if code, _, _ := clover(t, "transfer", "--out", other); code != 2 {
+		t.Fatalf("transfer without --destination: exit %d, want 2", code)
+	}
+}
