@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -156,5 +157,50 @@ func TestTransferCSVAndFailClosed(t *testing.T) {
 	r = h.do("POST", "/v1/transfers", officer(h, "IE"), `{"destination":"us-analytics","purpose":"analytics"}`)
 	if r.status != http.StatusServiceUnavailable || bytes.Contains(r.body, []byte("tk_")) {
 		t.Fatalf("transfer with a failed log = %d %s", r.status, r.body)
+	}
+}
+
+// brokenWriter is a client that goes away: after limit bytes every write
+// fails.
+type brokenWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	limit  int
+}
+
+func (b *brokenWriter) Header() http.Header { return b.header }
+func (b *brokenWriter) WriteHeader(s int)   { b.status = s }
+func (b *brokenWriter) Write(p []byte) (int, error) {
+	room := b.limit - b.body.Len()
+	if room <= 0 {
+		return 0, fmt.Errorf("client went away")
+	}
+	if len(p) > room {
+		b.body.Write(p[:room])
+		return room, fmt.Errorf("client went away")
+	}
+	return b.body.Write(p)
+}
+
+func TestTransferCutOffIsLedgeredIncomplete(t *testing.T) {
+	h := newHarness(t)
+	seedTransfer(t, h, 60)
+	req := newReq("POST", "/v1/transfers", officer(h, "IE"))
+	body := `{"destination":"us-analytics","purpose":"analytics"}`
+	req.Body = io.NopCloser(strings.NewReader(body))
+	req.ContentLength = int64(len(body))
+	w := &brokenWriter{header: http.Header{}, limit: 500}
+	h.gw.ServeHTTP(w, req)
+	e := h.audit.last(t)
+	if e.Transfer == nil || e.Transfer.Complete || e.Transfer.Decided == nil {
+		t.Fatalf("ledger entry after a cut-off stream: %+v, want incomplete", e.Transfer)
+	}
+	if w.body.Len() != 500 {
+		t.Fatalf("the client got %d bytes, want the 500 it accepted", w.body.Len())
+	}
+	sum := sha256.Sum256(w.body.Bytes())
+	if e.Transfer.Bytes != int64(w.body.Len()) || e.Transfer.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("ledger says %d bytes %s; the client got %d bytes %x", e.Transfer.Bytes, e.Transfer.SHA256, w.body.Len(), sum)
 	}
 }
