@@ -208,7 +208,12 @@ func (v *Vault) PutWithHandle(ctx context.Context, id, country string, fields ma
 	now := v.now().UTC().Truncate(time.Microsecond)
 	for _, name := range pl.Sites() {
 		site := v.sites[name]
-		dk, err := v.dataKey(ctx, site, id, handle)
+		k, ok := held[name]
+		var have *store.Key
+		if ok {
+			have = &k
+		}
+		dk, err := v.dataKey(ctx, site, id, handle, have)
 		if err != nil {
 			return PutResult{}, err
 		}
@@ -248,10 +253,11 @@ func (v *Vault) keysOf(ctx context.Context, id string) (map[string]store.Key, er
 }
 
 // dataKey returns the subject's data key at a site, creating it if needed.
-func (v *Vault) dataKey(ctx context.Context, site Site, id string, handle []byte) ([]byte, error) {
+// have is the key already read from the site (under the subject's lock),
+// nil if it had none.
+func (v *Vault) dataKey(ctx context.Context, site Site, id string, handle []byte, have *store.Key) ([]byte, error) {
 	aad := keys.KeyAAD(site.Name, id)
-	k, err := site.Store.GetKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if have == nil {
 		dk, err := keys.NewDataKey(v.rand)
 		if err != nil {
 			return nil, err
@@ -260,14 +266,14 @@ func (v *Vault) dataKey(ctx context.Context, site Site, id string, handle []byte
 		if err != nil {
 			return nil, fmt.Errorf("vault: wrap data key at %s: %w", site.Name, err)
 		}
-		k, err = site.Store.PutKey(ctx, store.Key{Subject: id, Wrapped: wrapped, KEKID: site.KEK.ID(), Handle: handle})
+		// PutKey keeps a key stored first, and returns it.
+		k, err := site.Store.PutKey(ctx, store.Key{Subject: id, Wrapped: wrapped, KEKID: site.KEK.ID(), Handle: handle})
 		if err != nil {
 			return nil, fmt.Errorf("vault: store data key at %s: %w", site.Name, err)
 		}
-	} else if err != nil {
-		return nil, fmt.Errorf("vault: read key at %s: %w", site.Name, err)
+		have = &k
 	}
-	dk, err := site.KEK.Unwrap(k.Wrapped, aad)
+	dk, err := site.KEK.Unwrap(have.Wrapped, aad)
 	if err != nil {
 		return nil, fmt.Errorf("vault: unwrap data key at %s: %w", site.Name, err)
 	}
@@ -388,13 +394,12 @@ func (v *Vault) Handle(ctx context.Context, id string) ([]byte, error) {
 	if !ValidID(id) {
 		return nil, ErrBadID
 	}
+	held, err := v.keysOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	for _, name := range v.order {
-		k, err := v.sites[name].Store.GetKey(ctx, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return nil, fmt.Errorf("vault: read key at %s: %w", name, err)
-		default:
+		if k, ok := held[name]; ok {
 			return k.Handle, nil
 		}
 	}

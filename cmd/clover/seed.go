@@ -378,16 +378,7 @@ func (s *seeder) progress(start time.Time) (stop func()) {
 	every := 5 * time.Second
 	if tty {
 		every = 200 * time.Millisecond
-		bar = progressbar.NewOptions64(int64(s.n),
-			progressbar.OptionSetWriter(s.stderr),
-			progressbar.OptionSetDescription("seeding"),
-			progressbar.OptionSetItsString("subjects"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetWidth(40))
+		bar = newBar(s.stderr, int64(s.n), "seeding", "subjects")
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -465,4 +456,18 @@ func group(n int64) string {
 		return "-" + out
 	}
 	return out
+}
+
+// newBar is the progress bar of the CLI's long runs: count, rate and ETA.
+func newBar(w io.Writer, total int64, desc, unit string) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionSetItsString(unit),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetWidth(40))
 }

@@ -151,16 +151,7 @@ func transferBar(w io.Writer, total int64) *progressbar.ProgressBar {
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("transferring"),
-		progressbar.OptionSetItsString("rows"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetWidth(40))
+	return newBar(w, total, "transferring", "rows")
 }
 
 // newTransferVerifyCmd checks that a file a destination received is exactly
