@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,17 @@ type Options struct {
 	// CheckpointInterval is how often a new checkpoint is published
 	// (default 200ms; tessera's POSIX driver needs at least 100ms).
 	CheckpointInterval time.Duration
+	// Witnesses, when not empty, must cosign every checkpoint before it is
+	// published (C2SP tlog-witness): the log submits each new checkpoint to
+	// their add-checkpoint endpoints and publishes it only once
+	// WitnessQuorum of them (default: all) have cosigned. Until then readers
+	// see the previous checkpoint; appends are still durable in the journal.
+	Witnesses []Witness
+	// WitnessQuorum is how many witnesses must cosign (1..len(Witnesses);
+	// 0 means all).
+	WitnessQuorum int
+	// WitnessTimeout bounds each round of witnessing (default 5s).
+	WitnessTimeout time.Duration
 	// ShutdownTimeout bounds Close's wait for the last checkpoint (default
 	// 10s).
 	ShutdownTimeout time.Duration
@@ -72,6 +84,7 @@ const (
 	DefaultBatchAge           = 20 * time.Millisecond
 	DefaultCheckpointInterval = 200 * time.Millisecond
 	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultWitnessTimeout     = 5 * time.Second
 )
 
 func (o Options) withDefaults() Options {
@@ -87,6 +100,10 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.BatchAge, DefaultBatchAge)
 	setDefault(&o.CheckpointInterval, DefaultCheckpointInterval)
 	setDefault(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&o.WitnessTimeout, DefaultWitnessTimeout)
+	if o.WitnessQuorum == 0 {
+		o.WitnessQuorum = len(o.Witnesses)
+	}
 	return o
 }
 
@@ -112,13 +129,86 @@ func (o Options) Validate() error {
 	if o.MaxPending < 1 || o.MaxBacklog < 1 || o.BatchSize < 1 {
 		errs = append(errs, errors.New("auditlog: MaxPending, MaxBacklog and BatchSize must be positive"))
 	}
-	if o.BatchAge < 0 || o.ShutdownTimeout < 0 {
-		errs = append(errs, errors.New("auditlog: BatchAge and ShutdownTimeout must not be negative"))
+	if o.BatchAge < 0 || o.ShutdownTimeout < 0 || o.WitnessTimeout < 0 {
+		errs = append(errs, errors.New("auditlog: BatchAge, ShutdownTimeout and WitnessTimeout must not be negative"))
 	}
 	if o.CheckpointInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("auditlog: CheckpointInterval %v is below 100ms", o.CheckpointInterval))
 	}
+	if _, err := o.witnessGroup(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// Witness is a C2SP tlog-witness that must cosign the log's checkpoints,
+// such as an independent `clover monitor`.
+type Witness struct {
+	// Name is for messages only; the key carries the witness's own name.
+	Name string
+	// URL is the witness's base URL; checkpoints are POSTed to
+	// URL/add-checkpoint.
+	URL string
+	// Key is the witness's cosignature/v1 verifier key (a C2SP vkey of
+	// type 0x04), as printed by `clover monitor key`.
+	Key string
+}
+
+// WitnessError says what is wrong with a Witness: Field is "url" or "key".
+type WitnessError struct {
+	Name  string
+	Field string
+	Msg   string
+}
+
+func (e *WitnessError) Error() string {
+	return fmt.Sprintf("auditlog: witness %q: %s", e.Name, e.Msg)
+}
+
+// Validate checks that the witness can be used: an http(s) URL with a host
+// and a cosignature/v1 (or Ed25519) verifier key. Errors are *WitnessError.
+func (w Witness) Validate() error {
+	u, err := url.Parse(w.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(w.URL, " \t\n#") {
+		return &WitnessError{w.Name, "url", fmt.Sprintf("URL %q is not an http(s) URL with a host", w.URL)}
+	}
+	if _, err := tessera.NewWitness(w.Key, u); err != nil || strings.ContainsAny(w.Key, " \t\n#") {
+		return &WitnessError{w.Name, "key", "key is not a cosignature/v1 verifier key (print it with `clover monitor key`)"}
+	}
+	return nil
+}
+
+// witnessGroup builds tessera's witness policy: WitnessQuorum of the
+// witnesses. It returns the empty group when there are no witnesses.
+func (o Options) witnessGroup() (tessera.WitnessGroup, error) {
+	if len(o.Witnesses) == 0 {
+		return tessera.WitnessGroup{}, nil
+	}
+	// tessera builds groups of any size only from its policy text (the
+	// sigsum policy format), so the policy is written out: one witness line
+	// each, then a group of the quorum.
+	var p strings.Builder
+	names := make([]string, len(o.Witnesses))
+	for i, w := range o.Witnesses {
+		if err := w.Validate(); err != nil {
+			return tessera.WitnessGroup{}, err
+		}
+		names[i] = fmt.Sprintf("w%d", i)
+		fmt.Fprintf(&p, "witness %s %s %s\n", names[i], w.Key, w.URL)
+	}
+	q := o.WitnessQuorum
+	if q == 0 {
+		q = len(o.Witnesses)
+	}
+	if q < 1 || q > len(o.Witnesses) {
+		return tessera.WitnessGroup{}, fmt.Errorf("auditlog: witness quorum %d is outside 1..%d", q, len(o.Witnesses))
+	}
+	fmt.Fprintf(&p, "group witnesses %d %s\nquorum witnesses\n", q, strings.Join(names, " "))
+	g, err := tessera.NewWitnessGroupFromPolicy([]byte(p.String()))
+	if err != nil {
+		return tessera.WitnessGroup{}, fmt.Errorf("auditlog: witness policy: %w", err)
+	}
+	return g, nil
 }
 
 // Log is Clover's audit log: a durable group-commit journal that assigns
@@ -210,6 +300,10 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 	tctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	cleanup = append(cleanup, cancel)
+	witnesses, err := o.witnessGroup()
+	if err != nil {
+		return nil, err
+	}
 	driver, err := posix.New(tctx, posix.Config{Path: treeDir})
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: tree storage: %w", err)
@@ -218,7 +312,8 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 		WithCheckpointSigner(signer).
 		WithBatching(uint(o.BatchSize), o.BatchAge).
 		WithCheckpointInterval(o.CheckpointInterval).
-		WithShutdownTimeout(o.ShutdownTimeout))
+		WithShutdownTimeout(o.ShutdownTimeout).
+		WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: o.WitnessTimeout}))
 	if err != nil {
 		return nil, fmt.Errorf("auditlog: tree appender: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cloverenclave/clover/auditlog"
 	"github.com/cloverenclave/clover/enclave"
 	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/transfer"
@@ -35,6 +36,26 @@ type Config struct {
 	Identity  Identity       `yaml:"identity"`
 	Policy    Policy         `yaml:"policy"`
 	Transfers Transfers      `yaml:"transfers"`
+	AuditLog  AuditLog       `yaml:"audit_log"`
+}
+
+// AuditLog configures the audit log beyond its defaults.
+type AuditLog struct {
+	// Witnesses must cosign each checkpoint before it is published (C2SP
+	// tlog-witness), typically an independent `clover monitor`. Empty: the
+	// log publishes its checkpoints unwitnessed.
+	Witnesses []Witness `yaml:"witnesses,omitempty"`
+	// WitnessQuorum is how many of the witnesses must cosign (0: all).
+	WitnessQuorum int `yaml:"witness_quorum,omitempty"`
+}
+
+// Witness is one witness of the audit log.
+type Witness struct {
+	Name string `yaml:"name"`
+	// URL is the witness's base URL (add-checkpoint is under it).
+	URL string `yaml:"url"`
+	// Key is the witness's cosignature verifier key (`clover monitor key`).
+	Key string `yaml:"key"`
 }
 
 // Transfers configures the destinations data may be transferred to.
@@ -294,6 +315,9 @@ func (c *Config) Validate() error {
 		}
 		return err
 	}
+	if err := c.validateAuditLog(); err != nil {
+		return err
+	}
 	if err := transfer.ValidateAll(c.Transfers.Destinations, sch); err != nil {
 		var pe *transfer.PathError
 		if errors.As(err, &pe) {
@@ -420,4 +444,31 @@ func lineOf(root *yaml.Node, path string) int {
 		}
 	}
 	return line
+}
+
+// validateAuditLog checks the witnesses: names unique, URLs and keys usable
+// (auditlog does the deep check of keys and URLs), the quorum in range.
+func (c *Config) validateAuditLog() error {
+	seen := map[string]bool{}
+	for i, w := range c.AuditLog.Witnesses {
+		p := fmt.Sprintf("audit_log.witnesses[%d]", i)
+		if w.Name == "" {
+			return &pathError{p + ".name", "a witness needs a name"}
+		}
+		if seen[w.Name] {
+			return &pathError{p + ".name", fmt.Sprintf("%q is named twice", w.Name)}
+		}
+		seen[w.Name] = true
+		if err := (auditlog.Witness{Name: w.Name, URL: w.URL, Key: w.Key}).Validate(); err != nil {
+			var we *auditlog.WitnessError
+			if errors.As(err, &we) {
+				return &pathError{p + "." + we.Field, we.Msg}
+			}
+			return &pathError{p, err.Error()}
+		}
+	}
+	if q := c.AuditLog.WitnessQuorum; q < 0 || q > len(c.AuditLog.Witnesses) {
+		return &pathError{"audit_log.witness_quorum", fmt.Sprintf("%d is outside 0..%d (0 means all witnesses)", q, len(c.AuditLog.Witnesses))}
+	}
+	return nil
 }

@@ -104,6 +104,11 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 		"transfer without basis": {"transfers:\n  destinations:\n    - name: us-crm\n      country: US\n      legal_basis: adequacy\n      allow: [{categories: [behavioural], form: pseudonym}]\n      k: 5\n",
 			`c.yaml:5: transfers.destinations[0].legal_basis: US has no EU adequacy decision`},
 		"bad purpose": {"policy:\n  purposes:\n    - support\n    - Ad Targeting\n", `c.yaml:4: policy.purposes[1]: "Ad Targeting"`},
+		"witness url": {"audit_log:\n  witnesses:\n    - name: monitor\n      url: ftp://m.example\n      key: m+00000000+AQ==\n",
+			`c.yaml:4: audit_log.witnesses[0].url: URL "ftp://m.example" is not an http(s) URL`},
+		"witness key": {"audit_log:\n  witnesses:\n    - name: monitor\n      url: http://m.example\n      key: nonsense\n",
+			`c.yaml:5: audit_log.witnesses[0].key: key is not a cosignature/v1 verifier key`},
+		"witness quorum": {"audit_log:\n  witness_quorum: 2\n", `c.yaml:2: audit_log.witness_quorum: 2 is outside 0..0`},
 		"dup purpose": {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
 	}
 	for name, c := range cases {

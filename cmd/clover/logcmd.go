@@ -15,11 +15,16 @@ import (
 // DATA/log, its checkpoint signing key in DATA/secrets/log-signer.key, and
 // the origin "clover/<enclave name>".
 func logOptions(cfg *config.Config) auditlog.Options {
-	return auditlog.Options{
+	o := auditlog.Options{
 		Dir:           filepath.Join(cfg.Data, "log"),
 		Origin:        "clover/" + cfg.Enclave.Name,
 		SignerKeyFile: filepath.Join(cfg.Data, "secrets", "log-signer.key"),
+		WitnessQuorum: cfg.AuditLog.WitnessQuorum,
 	}
+	for _, w := range cfg.AuditLog.Witnesses {
+		o.Witnesses = append(o.Witnesses, auditlog.Witness{Name: w.Name, URL: w.URL, Key: w.Key})
+	}
+	return o
 }
 
 func newLogCmd() *cobra.Command {
