@@ -197,33 +197,62 @@ func (es Errors) Error() string {
 // Parse reads a configuration from data, on top of the defaults, and
 // validates it. name is the file name used in error messages.
 func Parse(data []byte, name string) (*Config, error) {
-	if len(data) > MaxFileBytes {
-		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileBytes)}
-	}
 	c := Default()
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(err, name)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlErrors(err, name)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Line: extra.Line, Msg: "more than one YAML document; a configuration file holds exactly one"}
-	}
-	c.fillDefaults()
-	if err := c.Validate(); err != nil {
-		var pe *pathError
-		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Line: lineOf(&root, pe.path), Msg: pe.Error()}
-		}
-		return nil, &Error{File: name, Msg: err.Error()}
+	err := Strict(data, name, c, func() error {
+		c.fillDefaults()
+		return c.Validate()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }
+
+// Strict decodes one YAML document from data into out, which holds the
+// defaults, rejecting unknown keys, wrong types and more than one document,
+// then calls validate. Every error names the file (name) and, where it can
+// be found, the line: a validation error that has a method KeyPath() string
+// (such as "enclave.sites[1].country") is placed at that key. Other
+// components' configuration files (the monitor's) use it too.
+func Strict(data []byte, name string, out any, validate func() error) error {
+	if len(data) > MaxFileBytes {
+		return &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileBytes)}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return yamlErrors(err, name)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return yamlErrors(err, name)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return &Error{File: name, Line: extra.Line, Msg: "more than one YAML document; a configuration file holds exactly one"}
+	}
+	if validate == nil {
+		return nil
+	}
+	if err := validate(); err != nil {
+		var kp interface{ KeyPath() string }
+		if errors.As(err, &kp) {
+			return &Error{File: name, Line: lineOf(&root, kp.KeyPath()), Msg: err.Error()}
+		}
+		return &Error{File: name, Msg: err.Error()}
+	}
+	return nil
+}
+
+// KeyError is a validation problem at a key path such as "log.url", for
+// configurations decoded with Strict.
+type KeyError struct {
+	Path string
+	Msg  string
+}
+
+func (e *KeyError) Error() string   { return e.Path + ": " + e.Msg }
+func (e *KeyError) KeyPath() string { return e.Path }
 
 var (
 	lineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
@@ -270,7 +299,8 @@ type pathError struct {
 	msg  string
 }
 
-func (e *pathError) Error() string { return e.path + ": " + e.msg }
+func (e *pathError) Error() string   { return e.path + ": " + e.msg }
+func (e *pathError) KeyPath() string { return e.path }
 
 // Validate checks the whole configuration.
 func (c *Config) Validate() error {

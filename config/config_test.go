@@ -109,7 +109,7 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 		"witness key": {"audit_log:\n  witnesses:\n    - name: monitor\n      url: http://m.example\n      key: nonsense\n",
 			`c.yaml:5: audit_log.witnesses[0].key: key is not a cosignature/v1 verifier key`},
 		"witness quorum": {"audit_log:\n  witness_quorum: 2\n", `c.yaml:2: audit_log.witness_quorum: 2 is outside 0..0`},
-		"dup purpose": {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
+		"dup purpose":    {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
 	}
 	for name, c := range cases {
 		_, err := Parse([]byte(c.in), "c.yaml")
