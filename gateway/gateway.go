@@ -70,6 +70,10 @@ type Parts struct {
 	// serves GET /v1/subjects/{id}/accesses (accesses.go); nil leaves the
 	// route out. Gateway.Close stops its feeding goroutine.
 	AccessIndex AccessIndex
+	// Ledger records every transfer and counts the destinations' daily
+	// quotas (transfers.go); *ledger.Ledger is one. Nil: an in-memory
+	// ledger, whose quotas restart from zero with the process.
+	Ledger TransferLedger
 }
 
 // Gateway serves the API. Build it with New.
@@ -84,7 +88,7 @@ type Gateway struct {
 	logKey       []byte
 	reqIDs       *requestIDs
 	destinations map[string]transfer.Destination
-	quotas       quotas
+	ledger       TransferLedger // nil only if no ledger could be opened (transfers.go)
 	policies     atomic.Pointer[policy.Set]
 	reload       func() (*policy.Set, error)
 	reloadMu     sync.Mutex
@@ -119,6 +123,7 @@ func New(cfg Config, p Parts) *Gateway {
 		g.destinations[d.Name] = d
 	}
 	g.allFields = p.Vault.Schema().Fields()
+	g.ledger = g.transferLedger(p.Ledger)
 	metrics := p.Metrics
 
 	g.handle("PUT /v1/subjects/{id}", g.authenticated(g.putSubject))
@@ -126,6 +131,7 @@ func New(cfg Config, p Parts) *Gateway {
 	g.handle("DELETE /v1/subjects/{id}", g.authenticated(g.deleteSubject))
 	g.handle("POST /v1/reidentify", g.authenticated(g.reidentify))
 	g.handle("POST /v1/transfers", g.authenticated(g.postTransfer))
+	g.handle("GET /v1/transfers", g.authenticated(g.listTransfers))
 	g.handle("POST /v1/admin/policies/reload", g.authenticated(g.reloadPolicies))
 	g.handle("GET /v1/admin/policies", g.authenticated(g.listPolicies))
 	g.handle("GET /healthz", g.healthz)
@@ -147,7 +153,7 @@ func New(cfg Config, p Parts) *Gateway {
 	// Everything else is a JSON 404 or 405, not net/http's plain text.
 	g.mux.HandleFunc("/v1/subjects/{id}", methodNotAllowed("GET, PUT, DELETE"))
 	g.mux.HandleFunc("/v1/reidentify", methodNotAllowed("POST"))
-	g.mux.HandleFunc("/v1/transfers", methodNotAllowed("POST"))
+	g.mux.HandleFunc("/v1/transfers", methodNotAllowed("GET, POST"))
 	g.mux.HandleFunc("/v1/admin/policies/reload", methodNotAllowed("POST"))
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")

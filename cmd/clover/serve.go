@@ -30,6 +30,7 @@ import (
 	"github.com/cloverenclave/clover/store"
 	"github.com/cloverenclave/clover/store/postgres"
 	"github.com/cloverenclave/clover/store/sqlite"
+	"github.com/cloverenclave/clover/transfer/ledger"
 	"github.com/cloverenclave/clover/vault"
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
@@ -333,10 +334,21 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			log.Error("closing the subject access index", "error", err)
 		}
 	}()
+	// The transfer ledger (the daily quotas, GET /v1/transfers): written
+	// synchronously by the gateway; closed after it.
+	transfers, err := ledger.Open(filepath.Join(cfg.Data, "log", "transfers.db"))
+	if err != nil {
+		return fmt.Errorf("transfer ledger: %w", err)
+	}
+	defer func() {
+		if err := transfers.Close(); err != nil {
+			log.Error("closing the transfer ledger", "error", err)
+		}
+	}()
 	gw := gateway.New(gateway.Config{MaxBodyBytes: cfg.Server.MaxBodyBytes, JWKS: jwks, Version: version, Purposes: cfg.Policy.Purposes},
 		gateway.Parts{Vault: parts.vault, Verifier: verifier, Policies: policies, ReloadPolicies: loadPolicies,
 			Transformer: tr, SIV: siv, Audit: audit, LogReader: audit, LogKey: logKey, Metrics: metrics, Log: log,
-			AccessIndex: accessIndex, Destinations: cfg.Transfers.Destinations})
+			AccessIndex: accessIndex, Ledger: transfers, Destinations: cfg.Transfers.Destinations})
 	defer gw.Close()
 	if _, err := gw.RecordPolicy(ctx, policies, "start"); err != nil {
 		return fmt.Errorf("audit log: recording the policy set in force: %w", err)
