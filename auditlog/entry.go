@@ -100,6 +100,10 @@ type Entry struct {
 	Policy        *PolicyRef      `json:"policy,omitempty"`
 	// PolicyFiles holds the full text of a policy set; only in KindPolicy.
 	PolicyFiles []PolicyFile `json:"policy_files,omitempty"`
+	// Schema is the field schema the policy set decides over, so that a
+	// monitor can replay decisions without the enclave's configuration;
+	// only in KindPolicy.
+	Schema []SchemaField `json:"schema,omitempty"`
 	// Status is the HTTP status of the response (0: none).
 	Status int `json:"status,omitempty"`
 	// Transfer is the ledger record of a transfer; only in KindTransfer.
@@ -171,6 +175,16 @@ type TransferRecord struct {
 type PolicyFile struct {
 	Name string `json:"name"`
 	Text string `json:"text"`
+}
+
+// SchemaField is one field of the schema (schema.Field), as a policy entry
+// records it: what policies read (category, type) and what decides which
+// forms the field can take (type, method).
+type SchemaField struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Category string `json:"category"`
+	Method   string `json:"method"`
 }
 
 // entryFields is Entry without its methods, embedded in the wire struct.
@@ -311,6 +325,14 @@ func (e *Entry) validate() error {
 			return invalidf("policy file %d needs a name", i)
 		}
 	}
+	if len(e.Schema) > 0 && e.Kind != KindPolicy {
+		return invalidf("schema only in kind %q", KindPolicy)
+	}
+	for i, f := range e.Schema {
+		if f.Name == "" || f.Type == "" || f.Category == "" || f.Method == "" {
+			return invalidf("schema field %d needs a name, type, category and method", i)
+		}
+	}
 	if e.Status != 0 && (e.Status < 100 || e.Status > 599) {
 		return invalidf("status %d is not an HTTP status", e.Status)
 	}
@@ -356,6 +378,9 @@ func (e *Entry) validUTF8() bool {
 	}
 	for _, f := range e.PolicyFiles {
 		check(f.Name, f.Text)
+	}
+	for _, f := range e.Schema {
+		check(f.Name, f.Type, f.Category, f.Method)
 	}
 	if t := e.Transfer; t != nil {
 		check(t.Destination, t.Country, t.LegalBasis, t.Format, t.SHA256)

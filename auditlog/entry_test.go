@@ -86,6 +86,78 @@ func policyEntry() *Entry {
 		Kind:        KindPolicy,
 		Policy:      &PolicyRef{Digest: "sha256:abc", IDs: []string{"a"}},
 		PolicyFiles: []PolicyFile{{Name: "a.cedar", Text: "@id(\"a\")\npermit(principal, action, resource);\n"}},
+		Schema: []SchemaField{
+			{Name: "email", Type: "email", Category: "contact", Method: "hmac"},
+			{Name: "birth_date", Type: "date", Category: "identity", Method: "age-band"},
+		},
+		Status: 200,
+	}
+}
+
+// TestEncodePolicyGolden pins where the schema goes: right after
+// policy_files, before status.
+func TestEncodePolicyGolden(t *testing.T) {
+	got, err := Encode(policyEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":1,"time":"2026-01-01T00:00:00.000000Z","kind":"policy","policy":{"digest":"sha256:abc","ids":["a"]},` +
+		`"policy_files":[{"name":"a.cedar","text":"@id(\"a\")\npermit(principal, action, resource);\n"}],` +
+		`"schema":[{"name":"email","type":"email","category":"contact","method":"hmac"},` +
+		`{"name":"birth_date","type":"date","category":"identity","method":"age-band"}],"status":200}`
+	if string(got) != want {
+		t.Fatalf("Encode:\n got %s\nwant %s", got, want)
+	}
+}
+
+// schemaFirst moves an encoded policy entry's schema before its policy
+// files.
+func schemaFirst(s string) string {
+	start := strings.Index(s, `,"schema":`)
+	end := strings.Index(s, `,"status":`)
+	schema := s[start+1 : end]
+	s = s[:start] + s[end:]
+	return strings.Replace(s, `"policy_files":`, schema+`,"policy_files":`, 1)
+}
+
+func TestSchemaRules(t *testing.T) {
+	cases := map[string]func(e *Entry){
+		"schema in a read": func(e *Entry) {
+			e.Kind, e.PolicyFiles = KindWrite, nil
+			e.Actor, e.Action, e.Decision, e.Subject = &Actor{Sub: "a", Type: "Employee"}, "write", Allow, testSubject
+		},
+		"field without name":     func(e *Entry) { e.Schema[0].Name = "" },
+		"field without type":     func(e *Entry) { e.Schema[0].Type = "" },
+		"field without category": func(e *Entry) { e.Schema[1].Category = "" },
+		"field without method":   func(e *Entry) { e.Schema[1].Method = "" },
+		"invalid UTF-8":          func(e *Entry) { e.Schema[1].Method = "\xff" },
+	}
+	for name, mutate := range cases {
+		e := policyEntry()
+		mutate(e)
+		if _, err := Encode(e); !errors.Is(err, ErrInvalidEntry) {
+			t.Errorf("%s: Encode = %v, want ErrInvalidEntry", name, err)
+		}
+	}
+	good, err := Encode(policyEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(good)
+	for name, in := range map[string]string{
+		"empty schema":   strings.Replace(s, `"schema":[{"name":"email","type":"email","category":"contact","method":"hmac"},{"name":"birth_date","type":"date","category":"identity","method":"age-band"}]`, `"schema":[]`, 1),
+		"null schema":    strings.Replace(s, `"schema":[{"name":"email","type":"email","category":"contact","method":"hmac"},{"name":"birth_date","type":"date","category":"identity","method":"age-band"}]`, `"schema":null`, 1),
+		"key order":      strings.Replace(s, `{"name":"email","type":"email"`, `{"type":"email","name":"email"`, 1),
+		"unknown key":    strings.Replace(s, `"method":"hmac"}`, `"method":"hmac","x":1}`, 1),
+		"schema first":   schemaFirst(s),
+		"missing method": strings.Replace(s, `,"method":"hmac"`, ``, 1),
+	} {
+		if in == s {
+			t.Fatalf("%s: the mutation did not apply", name)
+		}
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrInvalidEntry) {
+			t.Errorf("%s: Decode = %v, want ErrInvalidEntry", name, err)
+		}
 	}
 }
 

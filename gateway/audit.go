@@ -138,12 +138,17 @@ func deciding(d policy.Decision) []string {
 	return ids
 }
 
-// RecordPolicy logs the policy set now in force, with its full text.
+// RecordPolicy logs the policy set now in force, with its full text and
+// the field schema it decides over, so that a monitor can replay every
+// later decision from the log alone (monitor/replay).
 func (g *Gateway) RecordPolicy(ctx context.Context, set *policy.Set, by string) (uint64, error) {
 	e := &auditlog.Entry{Time: g.now(), RequestID: g.reqIDs.next(), Kind: auditlog.KindPolicy,
 		Policy: &auditlog.PolicyRef{Digest: set.Digest(), IDs: set.IDs()}, Detail: "policy set in force; loaded by " + by}
 	for _, f := range set.Files() {
 		e.PolicyFiles = append(e.PolicyFiles, auditlog.PolicyFile{Name: f.Name, Text: f.Text})
+	}
+	for _, f := range g.allFields {
+		e.Schema = append(e.Schema, auditlog.SchemaField{Name: f.Name, Type: f.Type, Category: f.Category, Method: f.Method})
 	}
 	return g.audit.AppendEntry(ctx, e)
 }
