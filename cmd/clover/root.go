@@ -20,7 +20,7 @@ authenticated gateway.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(), newConfigCmd(), newTokenCmd(), newPolicyCmd(), newSeedCmd(), newBenchCmd(), newLogCmd(), newVerifyCmd(), newTransferCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newConfigCmd(), newTokenCmd(), newPolicyCmd(), newSeedCmd(), newBenchCmd(), newLogCmd(), newVerifyCmd(), newTransferCmd(), newMonitorCmd(), newVersionCmd())
 	return root
 }
 
