@@ -382,6 +382,35 @@ webhooks:
 	if fin.Severity != "critical" || strings.Count(fin.Detail, "checkpoint:") < 2 {
 		t.Errorf("fork incident = %+v, want critical and naming both checkpoints", fin)
 	}
+	// The signed report of the day: made while the monitor runs, checked
+	// with the monitor's report key, and refused once altered.
+	today := time.Now().UTC()
+	rep := filepath.Join(dir, "report.html")
+	code, out, errOut := clover(t, "monitor", "report", "--config", mcfg, "--data", mdata, "--format", "html", "--out", rep,
+		"--from", today.Format(time.DateOnly), "--to", today.AddDate(0, 0, 1).Format(time.DateOnly))
+	if code != 0 {
+		t.Fatalf("monitor report: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "wrote "+rep) {
+		t.Errorf("monitor report said %q", out)
+	}
+	_, rkey, _ := clover(t, "monitor", "key", "--config", mcfg, "--data", mdata, "--reports")
+	rkey = strings.TrimSpace(rkey)
+	if code, out, errOut := clover(t, "monitor", "report", "verify", rep, "--key", rkey); code != 0 || !strings.HasPrefix(out, "ok: html report of clover/eu") {
+		t.Fatalf("report verify: exit %d: %s%s", code, out, errOut)
+	}
+	html, _ := os.ReadFile(rep)
+	for _, want := range []string{"bulk-reader", "replay", "<svg"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the report does not mention %q", want)
+		}
+	}
+	html[len(html)/2] ^= 1
+	os.WriteFile(rep, html, 0o644)
+	if code, _, errOut := clover(t, "monitor", "report", "verify", rep, "--key", rkey); code != 1 || !strings.Contains(errOut, "digest") {
+		t.Errorf("an altered report: exit %d: %s", code, errOut)
+	}
+
 	hk.mu.Lock()
 	if len(hk.bad) > 0 {
 		t.Errorf("webhook deliveries with bad signatures or payloads: %v", hk.bad)
