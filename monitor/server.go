@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,7 +12,13 @@ import (
 	"github.com/cloverenclave/clover/monitor/incident"
 )
 
-// Handler serves the monitor's HTTP API:
+// OpenAPI is the monitor API's OpenAPI 3.1 document, served at
+// /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Handler serves the monitor's HTTP API (documented in openapi.json):
 //
 //   - POST /add-checkpoint: the C2SP tlog-witness endpoint, for the
 //     enclave's log (authenticated by the log's signature, not a token);
@@ -31,6 +38,10 @@ func (m *Monitor) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(OpenAPI)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
