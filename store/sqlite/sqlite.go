@@ -308,7 +308,9 @@ func makeDir(dir string) error {
 }
 
 // ScanRecords returns up to limit records after the subject after, in
-// byte order of subject.
+// byte order of subject. The page's subjects share one string and its
+// ciphertexts one array (each record's Ciphertext is capped at its own
+// length), so a page costs a handful of allocations, not several a row.
 func (s *Store) ScanRecords(ctx context.Context, after string, limit int) ([]store.Sealed, error) {
 	if limit <= 0 || limit > store.MaxScan {
 		return nil, fmt.Errorf("sqlite: scan records: limit %d outside 1..%d", limit, store.MaxScan)
@@ -319,23 +321,30 @@ func (s *Store) ScanRecords(ctx context.Context, after string, limit int) ([]sto
 	}
 	defer rows.Close()
 	out := make([]store.Sealed, 0, limit)
+	var (
+		subjects pageText
+		data     pageBytes
+		subject  sql.RawBytes
+		ct       sql.RawBytes
+		micros   int64
+	)
 	for rows.Next() {
-		var r store.Sealed
-		var micros int64
-		if err := rows.Scan(&r.Subject, &r.Ciphertext, &micros); err != nil {
+		if err := rows.Scan(&subject, &ct, &micros); err != nil {
 			return nil, fmt.Errorf("sqlite: scan records: %w", err)
 		}
-		r.Updated = time.UnixMicro(micros).UTC()
-		out = append(out, r)
+		subjects.add(subject)
+		out = append(out, store.Sealed{Ciphertext: data.add(ct), Updated: time.UnixMicro(micros).UTC()})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: scan records: %w", err)
 	}
+	subjects.each(func(i int, subject string) { out[i].Subject = subject })
 	return out, nil
 }
 
 // ScanKeys returns up to limit keys after the subject after, in byte order
-// of subject.
+// of subject. As in ScanRecords, the page's byte values share arrays; a
+// KEK id equal to the previous row's is the same string.
 func (s *Store) ScanKeys(ctx context.Context, after string, limit int) ([]store.Key, error) {
 	if limit <= 0 || limit > store.MaxScan {
 		return nil, fmt.Errorf("sqlite: scan keys: limit %d outside 1..%d", limit, store.MaxScan)
@@ -346,15 +355,61 @@ func (s *Store) ScanKeys(ctx context.Context, after string, limit int) ([]store.
 	}
 	defer rows.Close()
 	out := make([]store.Key, 0, limit)
+	var (
+		subjects                    pageText
+		data                        pageBytes
+		subject, wrapped, kek, hndl sql.RawBytes
+		kekID                       string
+	)
 	for rows.Next() {
-		var k store.Key
-		if err := rows.Scan(&k.Subject, &k.Wrapped, &k.KEKID, &k.Handle); err != nil {
+		if err := rows.Scan(&subject, &wrapped, &kek, &hndl); err != nil {
 			return nil, fmt.Errorf("sqlite: scan keys: %w", err)
 		}
-		out = append(out, k)
+		if string(kek) != kekID {
+			kekID = string(kek)
+		}
+		subjects.add(subject)
+		out = append(out, store.Key{Wrapped: data.add(wrapped), KEKID: kekID, Handle: data.add(hndl)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: scan keys: %w", err)
 	}
+	subjects.each(func(i int, subject string) { out[i].Subject = subject })
 	return out, nil
+}
+
+// pageText gathers a page's text values and turns them into strings with
+// one allocation.
+type pageText struct {
+	buf  []byte
+	ends []int
+}
+
+func (t *pageText) add(v []byte) {
+	t.buf = append(t.buf, v...)
+	t.ends = append(t.ends, len(t.buf))
+}
+
+// each calls fn with every value in order.
+func (t *pageText) each(fn func(i int, v string)) {
+	all, from := string(t.buf), 0
+	for i, end := range t.ends {
+		fn(i, all[from:end])
+		from = end
+	}
+}
+
+// pageBytes copies a page's byte values into shared arrays of about 64 KiB.
+type pageBytes struct{ buf []byte }
+
+// add returns a copy of v (an empty, non-nil slice if v is empty) whose
+// capacity is its length, so that appending to it cannot overwrite the
+// next value.
+func (p *pageBytes) add(v []byte) []byte {
+	if len(p.buf)+len(v) > cap(p.buf) {
+		p.buf = make([]byte, 0, max(64<<10, len(v)))
+	}
+	start := len(p.buf)
+	p.buf = append(p.buf, v...)
+	return p.buf[start:len(p.buf):len(p.buf)]
 }
