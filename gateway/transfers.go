@@ -147,17 +147,19 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 	// First pass: the transformed quasi-identifiers' group sizes.
 	now := g.now()
 	grouper := transfer.NewGrouper(d.K)
-	var qbuf []json.RawMessage
-	err = g.vault.Scan(r.Context(), func(rec vault.Record) error {
-		if !filter.match(rec) {
+	// Both passes transform in the vault's scan workers and consume the
+	// results in scan order (vault.ScanMap), so the stream and its digest
+	// do not depend on the number of workers.
+	err = vault.ScanMap(r.Context(), g.vault, vault.ScanOptions{}, func(rec *vault.Record, s *transferSlot) (err error) {
+		if s.skip = !filter.match(*rec); s.skip {
 			return nil
 		}
-		q, err := plan.TransformQuasi(g.transformer, rec.Country, rec.Fields, now, qbuf)
-		if err != nil {
-			return err
+		s.q, err = plan.TransformQuasi(g.transformer, rec.Country, rec.Fields, now, s.q)
+		return err
+	}, func(_ *vault.Record, s *transferSlot) error {
+		if !s.skip {
+			grouper.AddRaw(s.q)
 		}
-		qbuf = q
-		grouper.AddRaw(q)
 		return nil
 	})
 	if err != nil {
@@ -223,19 +225,20 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 		g.endTransfer(ctx, end, transfer.Summary{}, false, "the exporter could not start; nothing was sent")
 		return
 	}
-	var row transfer.Row
-	streamErr := g.vault.Scan(r.Context(), func(rec vault.Record) error {
-		if !filter.match(rec) {
+	streamErr := vault.ScanMap(r.Context(), g.vault, vault.ScanOptions{}, func(rec *vault.Record, s *transferSlot) (err error) {
+		if s.skip = !filter.match(*rec); s.skip {
 			return nil
 		}
-		var err error
-		if row, err = plan.Transform(g.transformer, rec.ID, rec.Country, rec.Fields, now, row); err != nil {
+		if s.row, err = plan.Transform(g.transformer, rec.ID, rec.Country, rec.Fields, now, s.row); err != nil {
 			return err
 		}
-		if qbuf = plan.Quasi(row, qbuf); !grouper.KeepRaw(qbuf) {
+		s.q = plan.Quasi(s.row, s.q)
+		return nil
+	}, func(_ *vault.Record, s *transferSlot) error {
+		if s.skip || !grouper.KeepRaw(s.q) {
 			return nil
 		}
-		return exp.Write(row)
+		return exp.Write(s.row)
 	})
 	sum, closeErr := exp.Close()
 	complete := streamErr == nil && closeErr == nil
@@ -250,6 +253,14 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 	h.Set("Clover-Transfer-Sha256", sum.SHA256)
 	h.Set("Clover-Transfer-Rows", strconv.Itoa(sum.Rows))
 	h.Set("Clover-Transfer-Log-Index", strconv.FormatUint(idx, 10))
+}
+
+// transferSlot is one scan worker's result for one record: its transformed
+// row and quasi-identifiers, or skip when the filter rejects it.
+type transferSlot struct {
+	row  transfer.Row
+	q    []json.RawMessage
+	skip bool
 }
 
 // transferEnd is what ending a decided transfer needs.
