@@ -20,6 +20,8 @@ const (
 
 // Summary describes what an Exporter sent.
 type Summary struct {
+	// Rows counts the rows whose every byte the writer took: a stream cut
+	// off mid-row does not count that row.
 	Rows   int
 	Bytes  int64
 	SHA256 string // hex SHA-256 of exactly the bytes written to the writer
@@ -57,7 +59,12 @@ type Exporter struct {
 	buf     []byte   // NDJSON buffer; CSV: the current row's cell text
 	csv     *csv.Writer
 	record  []string
+	out     bytes.Buffer // CSV: rows encoded but not yet written
 	ends    []int
+	// pending holds, oldest first, where each row not yet known to be
+	// written ends in the stream; rows counts the rows whose last byte the
+	// writer took. So a stream cut off mid-row counts only whole rows.
+	pending []int64
 	rows    int
 	err     error
 	closed  bool
@@ -85,12 +92,13 @@ func NewExporter(w io.Writer, format string, columns []string) (*Exporter, error
 		}
 		e.buf = make([]byte, 0, flushAt+4096)
 	case FormatCSV:
-		e.csv = csv.NewWriter(&e.sink)
+		e.csv = csv.NewWriter(&e.out)
 		e.record = make([]string, len(columns))
 		e.ends = make([]int, len(columns))
 		if err := e.csv.Write(e.columns); err != nil {
 			return nil, err
 		}
+		e.csv.Flush()
 	default:
 		return nil, fmt.Errorf("transfer: unknown export format %q (ndjson or csv)", format)
 	}
@@ -119,10 +127,19 @@ func (e *Exporter) Write(row Row) error {
 	} else {
 		e.err = e.writeNDJSON(row)
 	}
-	if e.err == nil {
-		e.rows++
-	}
 	return e.err
+}
+
+// settle counts every pending row whose last byte the writer has taken.
+func (e *Exporter) settle() {
+	n := 0
+	for n < len(e.pending) && e.pending[n] <= e.sink.bytes {
+		n++
+	}
+	if n > 0 {
+		e.rows += n
+		e.pending = append(e.pending[:0], e.pending[n:]...)
+	}
 }
 
 func (e *Exporter) writeNDJSON(row Row) error {
@@ -142,6 +159,7 @@ func (e *Exporter) writeNDJSON(row Row) error {
 		e.buf = append(e.buf, v...)
 	}
 	e.buf = append(e.buf, '}', '\n')
+	e.pending = append(e.pending, e.sink.bytes+int64(len(e.buf)))
 	if len(e.buf) >= flushAt {
 		return e.flush()
 	}
@@ -154,6 +172,7 @@ func (e *Exporter) flush() error {
 	}
 	_, err := e.sink.Write(e.buf)
 	e.buf = e.buf[:0]
+	e.settle()
 	return err
 }
 
@@ -176,7 +195,31 @@ func (e *Exporter) writeCSV(row Row) error {
 		e.record[i] = s[from:end]
 		from = end
 	}
-	return e.csv.Write(e.record)
+	// csv.Writer buffers; flushing it per row into our own buffer tells
+	// where the row ends in the stream.
+	if err := e.csv.Write(e.record); err != nil {
+		return err
+	}
+	e.csv.Flush()
+	if err := e.csv.Error(); err != nil {
+		return err
+	}
+	e.pending = append(e.pending, e.sink.bytes+int64(e.out.Len()))
+	if e.out.Len() >= flushAt {
+		return e.flushCSV()
+	}
+	return nil
+}
+
+// flushCSV writes the buffered CSV rows.
+func (e *Exporter) flushCSV() error {
+	if e.out.Len() == 0 {
+		return nil
+	}
+	_, err := e.sink.Write(e.out.Bytes())
+	e.out.Reset()
+	e.settle()
+	return err
 }
 
 // appendCSVText appends the CSV text of a JSON value: a string's contents,
@@ -219,8 +262,7 @@ func (e *Exporter) Close() (Summary, error) {
 	if !e.closed {
 		e.closed = true
 		if e.csv != nil {
-			e.csv.Flush()
-			if err := e.csv.Error(); err != nil && e.err == nil {
+			if err := e.flushCSV(); err != nil && e.err == nil {
 				e.err = err
 			}
 		} else if err := e.flush(); err != nil && e.err == nil {

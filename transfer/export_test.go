@@ -167,3 +167,86 @@ func TestExportErrors(t *testing.T) {
 		}
 	}
 }
+
+// limitWriter takes n bytes, then fails.
+type limitWriter struct {
+	buf bytes.Buffer
+	n   int
+}
+
+func (w *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.buf.Write(p[:k])
+		w.n = 0
+		return k, errors.New("connection reset")
+	}
+	w.buf.Write(p)
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// TestExportCutOffCountsWholeRows cuts the writer off at every few bytes of
+// a large export, in both formats: Rows must count exactly the complete
+// rows among the bytes the writer took, and Bytes and SHA256 must be of
+// those bytes.
+func TestExportCutOffCountsWholeRows(t *testing.T) {
+	for _, format := range []string{FormatNDJSON, FormatCSV} {
+		var full bytes.Buffer
+		e, _ := NewExporter(&full, format, exportColumns)
+		rows := exportRows()
+		for i := range 9000 {
+			if err := e.Write(rows[i%len(rows)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		whole, err := e.Close()
+		if err != nil || whole.Rows != 9000 {
+			t.Fatalf("%s: full export %+v, %v", format, whole, err)
+		}
+		// Where each row ends in the full stream.
+		var ends []int
+		if format == FormatNDJSON {
+			for i, c := range full.Bytes() {
+				if c == '\n' {
+					ends = append(ends, i+1)
+				}
+			}
+		} else {
+			r := csv.NewReader(bytes.NewReader(full.Bytes()))
+			r.Read() // the header
+			for {
+				if _, err := r.Read(); err != nil {
+					break
+				}
+				ends = append(ends, int(r.InputOffset()))
+			}
+		}
+		if len(ends) != 9000 {
+			t.Fatalf("%s: found %d row ends", format, len(ends))
+		}
+		for _, cut := range []int{0, 1, 100, 65535, 65536, 65537, 100000, 200001, full.Len() - 1} {
+			w := &limitWriter{n: cut}
+			e, _ := NewExporter(w, format, exportColumns)
+			for i := range 9000 {
+				if e.Write(rows[i%len(rows)]) != nil {
+					break
+				}
+			}
+			s, err := e.Close()
+			if err == nil {
+				t.Fatalf("%s cut at %d: no error", format, cut)
+			}
+			want := 0
+			for _, end := range ends {
+				if end <= w.buf.Len() {
+					want++
+				}
+			}
+			sum := sha256.Sum256(w.buf.Bytes())
+			if s.Rows != want || s.Bytes != int64(w.buf.Len()) || s.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s cut at %d: summary %+v, want %d rows of %d bytes", format, cut, s, want, w.buf.Len())
+			}
+		}
+	}
+}
