@@ -10,9 +10,21 @@ import (
 // The C2SP tlog-tiles layout: tiles of 256 hashes (height 8) and entry
 // bundles of up to 256 entries.
 const (
-	tileHeight = 8
-	tileWidth  = 1 << tileHeight
-	hashSize   = 32
+	// TileHeight is the height of the log's hash tiles: a full tile holds
+	// the 2^TileHeight hashes of one level of a subtree.
+	TileHeight = 8
+	// TileWidth is the number of hashes of a full tile, and of entries of a
+	// full entry bundle.
+	TileWidth = 1 << TileHeight
+	// MaxTileLevel is the highest tile level tlog-tiles allows.
+	MaxTileLevel = 63
+
+	// The package's own names for the exported constants above.
+	tileHeight   = TileHeight
+	tileWidth    = TileWidth
+	maxTileLevel = MaxTileLevel
+
+	hashSize = 32
 
 	// maxTileBytes is the size of a full tile.
 	maxTileBytes = tileWidth * hashSize
@@ -20,8 +32,6 @@ const (
 	maxBundleBytes = tileWidth * (2 + MaxEntrySize)
 	// maxCheckpointBytes caps a checkpoint read from anywhere.
 	maxCheckpointBytes = 64 << 10
-	// maxTileLevel is the highest level tlog-tiles allows.
-	maxTileLevel = 63
 )
 
 const checkpointPath = "checkpoint"
@@ -43,17 +53,27 @@ func partialSuffix(w int) string {
 	return ".p/" + strconv.Itoa(w)
 }
 
-// tilePath is the path of the hash tile at level, index n, of width w
-// (tileWidth, or 0, for a full tile).
-func tilePath(level int, n uint64, w int) string {
+// TilePath is the tlog-tiles path, relative to the log's prefix, of hash
+// tile n at level, of width w: TileWidth, or 0, for a full tile, 1 to
+// TileWidth-1 for a partial one. For example TilePath(1, 1234567, 5) is
+// "tile/1/x001/x234/567.p/5".
+func TilePath(level int, n uint64, w int) string {
 	return "tile/" + strconv.Itoa(level) + "/" + formatN(n) + partialSuffix(w)
 }
 
-// bundlePath is the path of entry bundle n of width w (tileWidth, or 0, for
-// a full bundle).
-func bundlePath(n uint64, w int) string {
+// EntryBundlePath is the tlog-tiles path, relative to the log's prefix, of
+// entry bundle n, of width w: TileWidth, or 0, for a full bundle, 1 to
+// TileWidth-1 for a partial one. For example EntryBundlePath(1000, 0) is
+// "tile/entries/x001/000".
+func EntryBundlePath(n uint64, w int) string {
 	return "tile/entries/" + formatN(n) + partialSuffix(w)
 }
+
+// tilePath, bundlePath and widthAt are the package's own names for
+// TilePath, EntryBundlePath and TileWidthAt.
+func tilePath(level int, n uint64, w int) string { return TilePath(level, n, w) }
+func bundlePath(n uint64, w int) string          { return EntryBundlePath(n, w) }
+func widthAt(level int, n, size uint64) int      { return TileWidthAt(level, n, size) }
 
 // resource is a parsed tlog-tiles path.
 type resource struct {
@@ -143,10 +163,10 @@ func parseN(s string) (uint64, bool) {
 	return n, true
 }
 
-// widthAt returns the width of tile n at level (or of bundle n, for level
-// 0) in a tree of the given size: tileWidth for a full tile, 1..255 for the
-// partial right-hand tile, 0 if the tile does not exist.
-func widthAt(level int, n, size uint64) int {
+// TileWidthAt returns the width of tile n at level (or of entry bundle n,
+// for level 0) in a tree of the given size: TileWidth for a full tile, 1 to
+// TileWidth-1 for the partial right-hand tile, 0 if the tile does not exist.
+func TileWidthAt(level int, n, size uint64) int {
 	count := size >> (uint(level) * tileHeight) // hashes at this level
 	switch full := count / tileWidth; {
 	case n < full:

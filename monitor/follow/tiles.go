@@ -5,63 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strconv"
 
 	"github.com/cloverenclave/clover/auditlog"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// The C2SP tlog-tiles layout: tiles of 256 hashes (height 8), bundles of up
-// to 256 entries. Package auditlog keeps its path helpers unexported; these
-// are small equivalents.
+// maxCachedTiles bounds the tiles kept between the proofs of one poll.
+const maxCachedTiles = 256
+
+// The tlog-tiles layout is package auditlog's; follow.go and the tests use
+// these shorter names for it.
 const (
-	tileHeight   = 8
-	tileWidth    = 1 << tileHeight
-	maxTileLevel = 63
-	// maxCachedTiles bounds the tiles kept between the proofs of one poll.
-	maxCachedTiles = 256
+	tileHeight = auditlog.TileHeight
+	tileWidth  = auditlog.TileWidth
 )
 
-// formatN formats a tile or bundle index as tlog-tiles path elements:
-// groups of three digits, all but the last prefixed with "x".
-func formatN(n uint64) string {
-	s := fmt.Sprintf("%03d", n%1000)
-	for n /= 1000; n > 0; n /= 1000 {
-		s = fmt.Sprintf("x%03d/%s", n%1000, s)
-	}
-	return s
-}
-
-func partialSuffix(w int) string {
-	if w <= 0 || w >= tileWidth {
-		return ""
-	}
-	return ".p/" + strconv.Itoa(w)
-}
-
-// tilePath is the path of hash tile n at level, of width w (tileWidth for a
-// full tile).
-func tilePath(level int, n uint64, w int) string {
-	return "tile/" + strconv.Itoa(level) + "/" + formatN(n) + partialSuffix(w)
-}
-
-// bundlePath is the path of entry bundle n of width w (tileWidth for a full
-// bundle).
-func bundlePath(n uint64, w int) string {
-	return "tile/entries/" + formatN(n) + partialSuffix(w)
-}
+func tilePath(level int, n uint64, w int) string { return auditlog.TilePath(level, n, w) }
+func bundlePath(n uint64, w int) string          { return auditlog.EntryBundlePath(n, w) }
 
 // bundleWidth is the number of entries of bundle n in a tree of the given
 // size: tileWidth, fewer for the right-hand bundle, 0 beyond it.
-func bundleWidth(n, size uint64) int {
-	switch full := size / tileWidth; {
-	case n < full:
-		return tileWidth
-	case n == full:
-		return int(size % tileWidth)
-	}
-	return 0
-}
+func bundleWidth(n, size uint64) int { return auditlog.TileWidthAt(0, n, size) }
 
 // fetchPartial fetches the partial resource (partial path p), falling back
 // to the full one (path full) once the partial one is gone. It returns the
@@ -106,7 +70,7 @@ func (r *tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 			out[i] = data
 			continue
 		}
-		if t.H != tileHeight || t.L < 0 || t.L > maxTileLevel || t.N < 0 || t.W < 1 || t.W > tileWidth {
+		if t.H != tileHeight || t.L < 0 || t.L > auditlog.MaxTileLevel || t.N < 0 || t.W < 1 || t.W > tileWidth {
 			return nil, fmt.Errorf("follow: cannot read tile %+v", t)
 		}
 		data, p, err := fetchPartial(r.ctx, r.src, tilePath(t.L, uint64(t.N), t.W), tilePath(t.L, uint64(t.N), tileWidth))

@@ -5,13 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"github.com/cloverenclave/clover/internal/sqlitedb"
 )
 
 // Errors that callers branch on with errors.Is.
@@ -27,7 +24,7 @@ var (
 const (
 	// busyTimeout is how long a connection waits for a lock held by another
 	// connection or process before failing with SQLITE_BUSY.
-	busyTimeout = 10 * time.Second
+	busyTimeout = sqlitedb.BusyTimeout
 	// readers is the size of the read-only connection pool.
 	readers = 4
 )
@@ -86,9 +83,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("incident: open %s: %w", path, err)
 	}
-	if err := createFile(abs); err != nil {
-		return nil, err
-	}
 	s := &Store{path: abs, targets: names, now: o.now}
 	if err := s.open(); err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -98,28 +92,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 
 func (s *Store) open() error {
 	var err error
-	s.writer, err = sql.Open("sqlite", dsn(s.path, false))
+	s.writer, s.reader, err = sqlitedb.Open(s.path, readers, sqlitedb.Options{Synchronous: sqlitedb.Full, ForeignKeys: true})
 	if err != nil {
-		return fmt.Errorf("incident: open %s: %w", s.path, err)
+		return fmt.Errorf("incident: %w", err)
 	}
-	s.writer.SetMaxOpenConns(1)
-	s.writer.SetMaxIdleConns(1)
-	s.writer.SetConnMaxLifetime(0)
-	s.writer.SetConnMaxIdleTime(0)
 	if err := migrate(context.Background(), s.writer, migrations(), time.Now()); err != nil {
 		return fmt.Errorf("incident: migrate %s: %w", s.path, err)
-	}
-	// Readers open once the writer has put the file in WAL mode.
-	s.reader, err = sql.Open("sqlite", dsn(s.path, true))
-	if err != nil {
-		return fmt.Errorf("incident: open %s read-only: %w", s.path, err)
-	}
-	s.reader.SetMaxOpenConns(readers)
-	s.reader.SetMaxIdleConns(readers)
-	s.reader.SetConnMaxLifetime(0)
-	s.reader.SetConnMaxIdleTime(0)
-	if err := s.reader.Ping(); err != nil {
-		return fmt.Errorf("incident: open %s read-only: %w", s.path, err)
 	}
 	return nil
 }
@@ -130,53 +108,10 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database. Further calls on s fail.
 func (s *Store) Close() error {
-	var errs []error
-	if s.reader != nil {
-		errs = append(errs, s.reader.Close())
-	}
-	if s.writer != nil {
-		errs = append(errs, s.writer.Close())
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := sqlitedb.Close(s.writer, s.reader); err != nil {
 		return fmt.Errorf("incident: close: %w", err)
 	}
 	return nil
-}
-
-// createFile creates path with mode 0600 if it does not exist, and sets its
-// mode to 0600 whatever the umask was or the file had. SQLite gives its -wal
-// and -shm files the mode of the database.
-func createFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("incident: create %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("incident: create %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("incident: chmod %s: %w", path, err)
-	}
-	return nil
-}
-
-// dsn is the URI of a connection to path: for the writer, WAL with
-// synchronous=FULL (every commit is fsynced), foreign keys, and transactions
-// that take the write lock when they begin; for readers, read-only.
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busyTimeout.Milliseconds(), 10)+")")
-	if readOnly {
-		q.Set("mode", "ro")
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
-		q.Add("_pragma", "foreign_keys(1)")
-		q.Set("_txlock", "immediate")
-	}
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
-	return u.String()
 }
 
 // rollback ends tx after a failure, ignoring the error of a transaction that

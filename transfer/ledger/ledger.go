@@ -45,12 +45,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cloverenclave/clover/internal/sqlitedb"
 	"github.com/cloverenclave/clover/transfer"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	_ "modernc.org/sqlite" // registers the "sqlite" driver OpenMemory uses
 )
-
-// busyTimeout is how long a connection waits for another's lock.
-const busyTimeout = 10 * time.Second
 
 // maxConns caps the connections: readers, and the one writer at a time.
 const maxConns = 4
@@ -208,22 +206,11 @@ func Open(path string) (*Ledger, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// synchronous=FULL: a committed reservation survives a power failure.
+	db, err := sqlitedb.OpenPool(path, maxConns, sqlitedb.Options{Synchronous: sqlitedb.Full})
 	if err != nil {
-		return nil, fmt.Errorf("ledger: create %s: %w", path, err)
+		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("ledger: create %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, fmt.Errorf("ledger: chmod %s: %w", path, err)
-	}
-	db, err := sql.Open("sqlite", dsn(path))
-	if err != nil {
-		return nil, fmt.Errorf("ledger: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
 	return initialise(path, db)
 }
 
@@ -232,7 +219,7 @@ func Open(path string) (*Ledger, error) {
 // quotas then restart from zero with the process).
 func OpenMemory() (*Ledger, error) {
 	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqlitedb.BusyTimeout.Milliseconds()))
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file::memory:?"+q.Encode())
 	if err != nil {
@@ -242,32 +229,16 @@ func OpenMemory() (*Ledger, error) {
 	// for ever.
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
 	return initialise(":memory:", db)
 }
 
 func initialise(path string, db *sql.DB) (*Ledger, error) {
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	if _, err := db.Exec(schema); err != nil {
 		return nil, errors.Join(fmt.Errorf("ledger: create schema in %s: %w", path, err), db.Close())
 	}
 	return &Ledger{path: path, db: db}, nil
-}
-
-// dsn is the URI of a connection: WAL, synchronous=FULL (a committed
-// reservation survives a power failure), and write transactions that take
-// the lock when they begin.
-func dsn(path string) string {
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Set("_txlock", "immediate")
-	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
-	return u.String()
 }
 
 // Close closes the ledger.
