@@ -396,8 +396,8 @@ func TestAlertLatency(t *testing.T) {
 	slices.Sort(arrived)
 	p := func(q float64) time.Duration { return arrived[int(q*float64(len(arrived)-1))] }
 	st := m.Status()
-	t.Logf("rate %d entries/s for %ds: log size %d verified; %d alerts; durable -> webhook p50 %v p99 %v max %v",
-		rate, seconds, st.Size, len(arrived), p(0.5), p(0.99), arrived[len(arrived)-1])
+	t.Logf("offered %d entries/s for %ds, appended %d/s (log size %d, all verified); %d alerts of %d bulk readers; durable -> webhook p50 %v p99 %v max %v",
+		rate, seconds, int(st.Size)/seconds, st.Size, len(arrived), bursts, p(0.5), p(0.99), arrived[len(arrived)-1])
 }
 
 func counterValue(c prometheus.Counter) float64 {
