@@ -111,7 +111,8 @@ func Sign(report []byte, format string, d Data, signer note.Signer) ([]byte, err
 func Verify(report, sig []byte, verifierKey string) (*Signed, error) {
 	v, err := note.NewVerifier(verifierKey)
 	if err != nil {
-		return nil, fmt.Errorf("report: verifier key %q: %w", verifierKey, err)
+		return nil, fmt.Errorf("report: verifier key %q: %w (reports are checked with the monitor's report key, "+
+			"`clover monitor key --reports`, not its witness key)", verifierKey, err)
 	}
 	if len(sig) > MaxSignatureSize {
 		return nil, fmt.Errorf("%w: file is %d bytes, more than %d", ErrNotSignature, len(sig), MaxSignatureSize)
