@@ -295,6 +295,11 @@ webhooks:
 		return false
 	})
 
+	// The cosigned log still verifies with the log's key alone.
+	if code, out, errOut := clover(t, "verify", "--log", ebase+"/log/", "--key", lkey); code != 0 {
+		t.Fatalf("clover verify of the witnessed log: exit %d: %s%s", code, out, errOut)
+	}
+
 	// Probes: the canary was refused and its denial found in the log.
 	opTok := operatorToken(t, mdata)
 	api := func(path string, v any) int {
