@@ -17,6 +17,7 @@ import (
 	"github.com/cloverenclave/clover/policy"
 	"github.com/cloverenclave/clover/transfer"
 	"github.com/cloverenclave/clover/transfer/ledger"
+	"github.com/cloverenclave/clover/transfer/spill"
 	"github.com/cloverenclave/clover/vault"
 )
 
@@ -144,29 +145,41 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// First pass: the transformed quasi-identifiers' group sizes.
+	// One pass over the store: every selected record transformed in the
+	// vault's scan workers and, in scan order (vault.ScanMap), counted in
+	// its quasi-identifier group and kept in a spool sealed under a key
+	// held only in memory. The rows sent are replayed from it, so the store
+	// is read and decrypted once, and the counts and the rows sent come
+	// from the same snapshot; the stream and its digest do not depend on
+	// the number of workers.
 	now := g.now()
-	grouper := transfer.NewGrouper(d.K)
-	// Both passes transform in the vault's scan workers and consume the
-	// results in scan order (vault.ScanMap), so the stream and its digest
-	// do not depend on the number of workers.
+	spool, err := transfer.NewSpool(plan, "")
+	if err != nil {
+		g.internal(w, r, "transfer", err)
+		return
+	}
+	defer func() {
+		if err := spool.Close(); err != nil {
+			g.log.Error("transfer: the spill file could not be removed", "error", err, "destination", d.Name)
+		}
+	}()
 	err = vault.ScanMap(r.Context(), g.vault, vault.ScanOptions{}, func(rec *vault.Record, s *transferSlot) (err error) {
 		if s.skip = !filter.match(*rec); s.skip {
 			return nil
 		}
-		s.q, err = plan.TransformQuasi(g.transformer, rec.Country, rec.Fields, now, s.q)
+		s.row, err = plan.Transform(g.transformer, rec.ID, rec.Country, rec.Fields, now, s.row)
 		return err
 	}, func(_ *vault.Record, s *transferSlot) error {
-		if !s.skip {
-			grouper.AddRaw(s.q)
+		if s.skip {
+			return nil
 		}
-		return nil
+		return spool.Add(s.row)
 	})
 	if err != nil {
 		g.internal(w, r, "transfer", err)
 		return
 	}
-	total, suppressed := grouper.Total(), grouper.Suppressed()
+	total, suppressed := spool.Total(), spool.Suppressed()
 	e.Transfer.Rows, e.Transfer.Suppressed = total-suppressed, suppressed
 	if transfer.Refuse(suppressed, total, d.MaxSuppressed) {
 		deny(http.StatusUnprocessableEntity, "reidentification_risk",
@@ -212,7 +225,7 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Second pass: stream the rows that are in large enough groups.
+	// Stream the spooled rows that are in large enough groups.
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-store")
@@ -225,25 +238,17 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 		g.endTransfer(ctx, end, transfer.Summary{}, false, "the exporter could not start; nothing was sent")
 		return
 	}
-	streamErr := vault.ScanMap(r.Context(), g.vault, vault.ScanOptions{}, func(rec *vault.Record, s *transferSlot) (err error) {
-		if s.skip = !filter.match(*rec); s.skip {
-			return nil
-		}
-		if s.row, err = plan.Transform(g.transformer, rec.ID, rec.Country, rec.Fields, now, s.row); err != nil {
-			return err
-		}
-		s.q = plan.Quasi(s.row, s.q)
-		return nil
-	}, func(_ *vault.Record, s *transferSlot) error {
-		if s.skip || !grouper.KeepRaw(s.q) {
-			return nil
-		}
-		return exp.Write(s.row)
-	})
+	streamErr := spool.Replay(r.Context(), exp)
 	sum, closeErr := exp.Close()
 	complete := streamErr == nil && closeErr == nil
 	detail := ""
-	if !complete {
+	switch {
+	case errors.Is(streamErr, spill.ErrCorrupt):
+		// Not a client going away (whose errors may name its address, so
+		// are not logged): the spill file was altered on disk.
+		g.log.Error("transfer: the spill file failed its integrity check; the stream was stopped", "error", streamErr, "destination", d.Name)
+		detail = "the spill file failed its integrity check; rows and digest are of what was sent"
+	case !complete:
 		detail = "stream ended early; rows and digest are of what was sent"
 	}
 	idx, ok := g.endTransfer(ctx, end, sum, complete, detail)
@@ -256,10 +261,9 @@ func (g *Gateway) postTransfer(w http.ResponseWriter, r *http.Request) {
 }
 
 // transferSlot is one scan worker's result for one record: its transformed
-// row and quasi-identifiers, or skip when the filter rejects it.
+// row, or skip when the filter rejects it.
 type transferSlot struct {
 	row  transfer.Row
-	q    []json.RawMessage
 	skip bool
 }
 

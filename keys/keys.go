@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/cloverenclave/clover/internal/atomicfile"
@@ -149,15 +150,20 @@ func (k *FileKEK) Wrap(dataKey, aad []byte) ([]byte, error) {
 
 // Unwrap opens a wrapped data key; it fails with ErrDecrypt if it was wrapped
 // by another KEK or for other associated data.
-func (k *FileKEK) Unwrap(wrapped, aad []byte) ([]byte, error) {
-	dk, err := open(k.aead, wrapped, aad)
+func (k *FileKEK) Unwrap(wrapped, aad []byte) ([]byte, error) { return k.UnwrapTo(nil, wrapped, aad) }
+
+// UnwrapTo is Unwrap appending the data key to dst, so that a caller
+// unwrapping many keys can reuse one buffer.
+func (k *FileKEK) UnwrapTo(dst, wrapped, aad []byte) ([]byte, error) {
+	out, err := openTo(dst, k.aead, wrapped, aad)
 	if err != nil {
 		return nil, err
 	}
-	if len(dk) != DataKeySize {
-		return nil, fmt.Errorf("%w: wrapped key has %d bytes", ErrDecrypt, len(dk))
+	if n := len(out) - len(dst); n != DataKeySize {
+		clear(out[len(dst):])
+		return nil, fmt.Errorf("%w: wrapped key has %d bytes", ErrDecrypt, n)
 	}
-	return dk, nil
+	return out, nil
 }
 
 // NewDataKey returns a fresh random data key.
@@ -171,15 +177,36 @@ func NewDataKey(rand io.Reader) ([]byte, error) {
 
 // RecordAAD is the associated data that binds a record's ciphertext to its
 // site and subject.
-func RecordAAD(site, subject string) []byte { return aad("record", site, subject) }
+func RecordAAD(site, subject string) []byte { return AppendRecordAAD(nil, site, subject) }
 
 // KeyAAD is the associated data that binds a wrapped data key to its site and
 // subject.
-func KeyAAD(site, subject string) []byte { return aad("data-key", site, subject) }
+func KeyAAD(site, subject string) []byte { return AppendKeyAAD(nil, site, subject) }
 
-func aad(kind, site, subject string) []byte {
-	// Length-prefixed, so no two (site, subject) pairs encode alike.
-	return fmt.Appendf(nil, "clover/v1 %s %d:%s %d:%s", kind, len(site), site, len(subject), subject)
+// AppendRecordAAD appends RecordAAD(site, subject) to dst, so that a caller
+// opening many records can reuse one buffer.
+func AppendRecordAAD(dst []byte, site, subject string) []byte {
+	return appendAAD(dst, "record", site, subject)
+}
+
+// AppendKeyAAD appends KeyAAD(site, subject) to dst.
+func AppendKeyAAD(dst []byte, site, subject string) []byte {
+	return appendAAD(dst, "data-key", site, subject)
+}
+
+// appendAAD appends "clover/v1 <kind> <len>:<site> <len>:<subject>": length
+// prefixed, so no two (site, subject) pairs encode alike.
+func appendAAD(dst []byte, kind, site, subject string) []byte {
+	dst = append(dst, "clover/v1 "...)
+	dst = append(dst, kind...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, int64(len(site)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, site...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, int64(len(subject)), 10)
+	dst = append(dst, ':')
+	return append(dst, subject...)
 }
 
 // Seal encrypts plaintext under a data key, bound to aad.
@@ -192,12 +219,17 @@ func Seal(dataKey, plaintext, aad []byte, rand io.Reader) ([]byte, error) {
 }
 
 // Open decrypts a sealed record; it fails with ErrDecrypt on any mismatch.
-func Open(dataKey, sealed, aad []byte) ([]byte, error) {
+func Open(dataKey, sealed, aad []byte) ([]byte, error) { return OpenTo(nil, dataKey, sealed, aad) }
+
+// OpenTo is Open appending the plaintext to dst, so that a caller opening
+// many records can reuse one buffer (dst must not overlap sealed). On
+// failure it returns nil, and dst's spare capacity may have been written.
+func OpenTo(dst, dataKey, sealed, aad []byte) ([]byte, error) {
 	aead, err := newGCM(dataKey)
 	if err != nil {
 		return nil, err
 	}
-	return open(aead, sealed, aad)
+	return openTo(dst, aead, sealed, aad)
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
@@ -222,12 +254,12 @@ func seal(aead cipher.AEAD, rand io.Reader, plaintext, aad []byte) ([]byte, erro
 	return aead.Seal(out, out[1:], plaintext, aad), nil
 }
 
-func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
+func openTo(dst []byte, aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 	n := aead.NonceSize()
 	if len(sealed) < 1+n+aead.Overhead() || sealed[0] != version {
 		return nil, fmt.Errorf("%w: malformed ciphertext", ErrDecrypt)
 	}
-	pt, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], aad)
+	pt, err := aead.Open(dst, sealed[1:1+n], sealed[1+n:], aad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -3,8 +3,10 @@
 // destination, checked for re-identification risk and accounted for in a
 // ledger entry.
 //
-// It is pure: no clock (the time is passed in), no I/O besides the io.Writer
-// an Exporter writes to, no configuration files. The pieces are:
+// It has no clock (the time is passed in), reads no configuration files,
+// and does no I/O besides the io.Writer an Exporter writes to and a Spool's
+// spill file (package spill), a temporary file sealed under a key that
+// exists only in memory. The pieces are:
 //
 //   - Destination: an approved destination as configured (country, legal
 //     basis, the fields or categories it may receive and in which form, its
@@ -20,10 +22,12 @@
 //     subject identifier becomes a token scoped to the destination, so two
 //     destinations cannot join their data on it.
 //   - KAnonymity, Grouper and Refuse: the re-identification risk check.
+//   - Spool: a transfer's rows between its two passes, sealed on disk, with
+//     their group counts.
 //   - Exporter: NDJSON or CSV to an io.Writer, hashing the exact bytes sent
 //     (SHA-256) for the ledger.
 //
-// # Two-pass k-anonymity
+// # Two-pass k-anonymity, one read of the store
 //
 // A record may be released only if its quasi-identifier tuple, as
 // transformed for the destination (an age band rather than a birth date, a
@@ -31,25 +35,31 @@
 // records. Whether a record is kept thus depends on records that come after
 // it, yet the export is a stream whose memory must stay flat, and a refusal
 // (more than MaxSuppressed of the records would be suppressed) must happen
-// before the first byte is sent. The exporter therefore makes two passes
-// over the selected records:
+// before the first byte is sent. The export therefore makes two passes, the
+// first over the store and the second over a Spool:
 //
-//  1. Transform each record's quasi-identifiers only (Plan.TransformQuasi)
-//     and count the tuples in a Grouper. Its memory is O(distinct tuples), not O(rows): a tuple of
+//  1. Transform each selected record (Plan.Transform) and add its row to
+//     the Spool, which counts its tuple (Plan.Quasi) in a Grouper and
+//     appends the row to its spill file: sealed with AES-256-GCM in chunks
+//     of 64 KiB under a random key held only in memory, created 0600 and
+//     unlinked at once where the system allows, removed by Close. The
+//     Grouper's memory is O(distinct tuples), not O(rows): a tuple of
 //     generalised values has few distinct values by design. At the end,
-//     Grouper.Suppressed and Refuse decide whether the transfer may go ahead
+//     Spool.Suppressed and Refuse decide whether the transfer may go ahead
 //     at all, and the daily quota is checked against the rows to be sent.
-//  2. Transform each record fully (Plan.Transform) and emit it only if
-//     Grouper.KeepRaw(Plan.Quasi(row)) says its tuple occurs at least k
-//     times.
+//  2. Spool.Replay streams the rows back, in the order added, and writes to
+//     the Exporter those whose tuple occurs at least k times. A spill file
+//     altered on disk fails the replay (spill.ErrCorrupt) before any
+//     altered row is written.
 //
-// Transforms are deterministic for a given key set, destination and time
-// (tokens are keyed hashes, generalisations are functions of the value and
-// the time), so both passes see the same tuples. A record that appears or
-// changes between the passes has a tuple the first pass may not have
-// counted; Keep then answers from the first pass's counts, and a tuple never
-// seen counts as zero, so the error is always towards suppression. Reading
-// both passes from one snapshot avoids the question altogether.
+// The store is thus read and decrypted once, and the counts and the rows
+// sent come from one snapshot of it: a record that appears or changes
+// during the export is either in both or in neither.
+//
+// Plan.TransformQuasi transforms the quasi-identifiers alone, as Transform
+// would; Grouper.Keep and KeepRaw answer from the counts for a second pass
+// made some other way, and a tuple never counted counts as zero, so an
+// error is always towards suppression.
 //
 // KAnonymity is the same check over an in-memory slice, written
 // independently (by sorting) so that each can test the other.

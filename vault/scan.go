@@ -100,6 +100,7 @@ type scanBatchOf[T any] struct {
 	sealed []store.Sealed
 	keys   []*store.Key // keys[i] is sealed[i]'s key, nil if it has none
 	recs   []Record
+	plain  [][]byte // plain[i] holds recs[i]'s plaintext, which its Fields alias
 	outs   []T
 	skip   []bool
 	errs   []error
@@ -111,9 +112,9 @@ func (b *scanBatchOf[T]) reset(site Site, n int) {
 	b.site, b.err, b.done = site, nil, make(chan struct{})
 	b.sealed, b.keys = b.sealed[:0], b.keys[:0]
 	if cap(b.recs) < n {
-		b.recs, b.outs, b.skip, b.errs = make([]Record, n), make([]T, n), make([]bool, n), make([]error, n)
+		b.recs, b.plain, b.outs, b.skip, b.errs = make([]Record, n), make([][]byte, n), make([]T, n), make([]bool, n), make([]error, n)
 	}
-	b.recs, b.outs, b.skip, b.errs = b.recs[:n], b.outs[:n], b.skip[:n], b.errs[:n]
+	b.recs, b.plain, b.outs, b.skip, b.errs = b.recs[:n], b.plain[:n], b.outs[:n], b.skip[:n], b.errs[:n]
 }
 
 func scan[T any](ctx context.Context, v *Vault, opts ScanOptions, fresh bool, work func(*Record, *T) error, emit func(*Record, *T) error) error {
@@ -147,7 +148,7 @@ func scan[T any](ctx context.Context, v *Vault, opts ScanOptions, fresh bool, wo
 	}
 	for range opts.Workers {
 		wg.Go(func() {
-			w := &interner{names: names, countries: map[string]string{}}
+			w := &scanWorker{in: interner{names: names, countries: map[string]string{}}}
 			for b := range todo {
 				decodeBatch(v, w, b, fresh, work)
 				close(b.done)
@@ -329,27 +330,68 @@ func (c *keyCursor) next(ctx context.Context, subject string) (*store.Key, error
 	}
 }
 
+// unwrapperTo is a KEK that can unwrap a data key into the caller's buffer,
+// as *keys.FileKEK can; other KEKs are called through Unwrap.
+type unwrapperTo interface {
+	UnwrapTo(dst, wrapped, aad []byte) ([]byte, error)
+}
+
+var _ unwrapperTo = (*keys.FileKEK)(nil)
+
+// scanWorker is one decoding worker's reused state.
+type scanWorker struct {
+	in  interner
+	aad []byte // associated data being checked
+	dk  []byte // the data key being used
+}
+
+// unwrap returns the data key of subject at site, in w's buffer when the
+// KEK allows it.
+func (w *scanWorker) unwrap(kek keys.KEK, wrapped []byte, site, subject string) ([]byte, error) {
+	w.aad = keys.AppendKeyAAD(w.aad[:0], site, subject)
+	if u, ok := kek.(unwrapperTo); ok {
+		dk, err := u.UnwrapTo(w.dk[:0], wrapped, w.aad)
+		if err == nil {
+			w.dk = dk
+		}
+		return dk, err
+	}
+	return kek.Unwrap(wrapped, w.aad)
+}
+
 // decodeBatch opens every record of b and runs work on those of its
 // site. It stops at the first error, which the emitter returns when it
 // reaches that record. fresh gives every record its own map and bytes
 // instead of reusing the slot's.
-func decodeBatch[T any](v *Vault, in *interner, b *scanBatchOf[T], fresh bool, work func(*Record, *T) error) {
+func decodeBatch[T any](v *Vault, w *scanWorker, b *scanBatchOf[T], fresh bool, work func(*Record, *T) error) {
 	site := b.site.Name
+	defer clear(w.dk[:cap(w.dk)])
 	for i := range b.sealed {
 		b.skip[i], b.errs[i] = true, nil
 		s, k := &b.sealed[i], b.keys[i]
 		if k == nil {
 			continue // erased: the key is gone
 		}
-		dk, err := b.site.KEK.Unwrap(k.Wrapped, keys.KeyAAD(site, s.Subject))
+		dk, err := w.unwrap(b.site.KEK, k.Wrapped, site, s.Subject)
 		if err != nil {
 			b.errs[i] = fmt.Errorf("vault: unwrap data key at %s: %w", site, err)
 			return
 		}
-		raw, err := keys.Open(dk, s.Ciphertext, keys.RecordAAD(site, s.Subject))
+		w.aad = keys.AppendRecordAAD(w.aad[:0], site, s.Subject)
+		// A fresh record owns its plaintext (its Fields alias it); a slot
+		// reuses its own, which is free again once the slot's record has
+		// been emitted.
+		var plain []byte
+		if !fresh {
+			plain = b.plain[i][:0]
+		}
+		raw, err := keys.OpenTo(plain, dk, s.Ciphertext, w.aad)
 		if err != nil {
 			b.errs[i] = fmt.Errorf("vault: open record at %s: %w", site, err)
 			return
+		}
+		if !fresh {
+			b.plain[i] = raw
 		}
 		rec := &b.recs[i]
 		fields := rec.Fields
@@ -358,7 +400,7 @@ func decodeBatch[T any](v *Vault, in *interner, b *scanBatchOf[T], fresh bool, w
 		} else {
 			clear(fields)
 		}
-		country, fields, err := decodePlaintext(raw, fields, in)
+		country, fields, err := decodePlaintext(raw, fields, &w.in)
 		if err != nil {
 			b.errs[i] = fmt.Errorf("vault: record at %s has an unknown encoding", site)
 			return

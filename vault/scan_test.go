@@ -163,6 +163,40 @@ func TestScanMapMatchesScan(t *testing.T) {
 	}
 }
 
+// kekOnly hides every method of a KEK but the interface's, as a KMS-backed
+// KEK would have.
+type kekOnly struct{ keys.KEK }
+
+// TestScanMapWithAnyKEK: a KEK without UnwrapTo is unwrapped through
+// Unwrap, with the same records as the FileKEK's faster path.
+func TestScanMapWithAnyKEK(t *testing.T) {
+	f := seedScan(t, 300)
+	var sites []Site
+	for _, name := range f.v.order {
+		sites = append(sites, Site{Name: name, Store: f.stores[name], KEK: kekOnly{f.keks[name]}})
+	}
+	plain, err := New(f.v.enc, f.v.schema, sites)
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect := func(v *Vault) []visit {
+		var got []visit
+		err := ScanMap(context.Background(), v, ScanOptions{Workers: 2, Page: 30}, func(*Record, *struct{}) error { return nil },
+			func(r *Record, _ *struct{}) error { got = append(got, visitOf(r)); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want := collect(f.v)
+	if len(want) < 250 {
+		t.Fatalf("visited %d records, want about 290", len(want))
+	}
+	if diff := cmp.Diff(want, collect(plain)); diff != "" {
+		t.Fatalf("scan through Unwrap differs (-UnwrapTo +Unwrap):\n%s", diff)
+	}
+}
+
 func TestScanRecordsAreFresh(t *testing.T) {
 	f := seedScan(t, 300)
 	var kept []Record

@@ -37,8 +37,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -307,109 +309,125 @@ func makeDir(dir string) error {
 	return nil
 }
 
+// Scans read through the driver's connection (sql.Conn.Raw), not through
+// database/sql's rows: the driver already hands each text value over as a
+// fresh string and each blob as a fresh slice of its own length, which a
+// page can keep as they are, while database/sql would add its per-row
+// locking and conversions and a copy of every value.
+const (
+	scanRecordsQuery = `SELECT subject, ciphertext, updated FROM records WHERE subject > ? ORDER BY subject LIMIT ?`
+	scanKeysQuery    = `SELECT subject, wrapped, kek_id, handle FROM keys WHERE subject > ? ORDER BY subject LIMIT ?`
+)
+
 // ScanRecords returns up to limit records after the subject after, in
-// byte order of subject. The page's subjects share one string and its
-// ciphertexts one array (each record's Ciphertext is capped at its own
-// length), so a page costs a handful of allocations, not several a row.
+// byte order of subject. Each record's Subject and Ciphertext are the
+// driver's own copies, with no further copy.
 func (s *Store) ScanRecords(ctx context.Context, after string, limit int) ([]store.Sealed, error) {
 	if limit <= 0 || limit > store.MaxScan {
 		return nil, fmt.Errorf("sqlite: scan records: limit %d outside 1..%d", limit, store.MaxScan)
 	}
-	rows, err := s.scanRecords.QueryContext(ctx, after, limit)
+	out := make([]store.Sealed, 0, limit)
+	err := queryRaw(ctx, s.records.reader, scanRecordsQuery, after, limit, 3, func(row []driver.Value) error {
+		subject, ok1 := row[0].(string)
+		ct, ok2 := blob(row[1])
+		micros, ok3 := row[2].(int64)
+		if !ok1 || !ok2 || !ok3 {
+			return fmt.Errorf("a row of records has columns of types %T, %T, %T, not text, blob, integer", row[0], row[1], row[2])
+		}
+		out = append(out, store.Sealed{Subject: subject, Ciphertext: ct, Updated: time.UnixMicro(micros).UTC()})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: scan records: %w", err)
 	}
-	defer rows.Close()
-	out := make([]store.Sealed, 0, limit)
-	var (
-		subjects pageText
-		data     pageBytes
-		subject  sql.RawBytes
-		ct       sql.RawBytes
-		micros   int64
-	)
-	for rows.Next() {
-		if err := rows.Scan(&subject, &ct, &micros); err != nil {
-			return nil, fmt.Errorf("sqlite: scan records: %w", err)
-		}
-		subjects.add(subject)
-		out = append(out, store.Sealed{Ciphertext: data.add(ct), Updated: time.UnixMicro(micros).UTC()})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: scan records: %w", err)
-	}
-	subjects.each(func(i int, subject string) { out[i].Subject = subject })
 	return out, nil
 }
 
-// ScanKeys returns up to limit keys after the subject after, in byte order
-// of subject. As in ScanRecords, the page's byte values share arrays; a
-// KEK id equal to the previous row's is the same string.
+// ScanKeys returns up to limit wrapped keys after the subject after, in
+// byte order of subject; the keys of a page wrapped by one KEK share its
+// KEKID string.
 func (s *Store) ScanKeys(ctx context.Context, after string, limit int) ([]store.Key, error) {
 	if limit <= 0 || limit > store.MaxScan {
 		return nil, fmt.Errorf("sqlite: scan keys: limit %d outside 1..%d", limit, store.MaxScan)
 	}
-	rows, err := s.scanKeys.QueryContext(ctx, after, limit)
+	out := make([]store.Key, 0, limit)
+	kekID := ""
+	err := queryRaw(ctx, s.keys.reader, scanKeysQuery, after, limit, 4, func(row []driver.Value) error {
+		subject, ok1 := row[0].(string)
+		wrapped, ok2 := blob(row[1])
+		kek, ok3 := row[2].(string)
+		handle, ok4 := blob(row[3])
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			return fmt.Errorf("a row of keys has columns of types %T, %T, %T, %T, not text, blob, text, blob", row[0], row[1], row[2], row[3])
+		}
+		if kek != kekID {
+			kekID = kek
+		}
+		out = append(out, store.Key{Subject: subject, Wrapped: wrapped, KEKID: kekID, Handle: handle})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: scan keys: %w", err)
 	}
-	defer rows.Close()
-	out := make([]store.Key, 0, limit)
-	var (
-		subjects                    pageText
-		data                        pageBytes
-		subject, wrapped, kek, hndl sql.RawBytes
-		kekID                       string
-	)
-	for rows.Next() {
-		if err := rows.Scan(&subject, &wrapped, &kek, &hndl); err != nil {
-			return nil, fmt.Errorf("sqlite: scan keys: %w", err)
-		}
-		if string(kek) != kekID {
-			kekID = string(kek)
-		}
-		subjects.add(subject)
-		out = append(out, store.Key{Wrapped: data.add(wrapped), KEKID: kekID, Handle: data.add(hndl)})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: scan keys: %w", err)
-	}
-	subjects.each(func(i int, subject string) { out[i].Subject = subject })
 	return out, nil
 }
 
-// pageText gathers a page's text values and turns them into strings with
-// one allocation.
-type pageText struct {
-	buf  []byte
-	ends []int
+// queryRaw runs a scan query with arguments after and limit on one of
+// pool's connections, through the driver, and calls fn with each row of
+// its columns values. The values are fn's to keep.
+func queryRaw(ctx context.Context, pool *sql.DB, query, after string, limit, columns int, fn func([]driver.Value) error) error {
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		q, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("the driver connection %T cannot run queries", dc)
+		}
+		rows, err := q.QueryContext(ctx, query, []driver.NamedValue{{Ordinal: 1, Value: after}, {Ordinal: 2, Value: int64(limit)}})
+		if err != nil {
+			return err
+		}
+		// The driver's Close finalizes the statement: it must run exactly
+		// once (a second finalize crashes the process).
+		err = scanRows(rows, columns, fn)
+		return errors.Join(err, rows.Close())
+	})
 }
 
-func (t *pageText) add(v []byte) {
-	t.buf = append(t.buf, v...)
-	t.ends = append(t.ends, len(t.buf))
-}
-
-// each calls fn with every value in order.
-func (t *pageText) each(fn func(i int, v string)) {
-	all, from := string(t.buf), 0
-	for i, end := range t.ends {
-		fn(i, all[from:end])
-		from = end
+func scanRows(rows driver.Rows, columns int, fn func([]driver.Value) error) error {
+	if n := len(rows.Columns()); n != columns {
+		return fmt.Errorf("the query returned %d columns, want %d", n, columns)
+	}
+	row := make([]driver.Value, columns)
+	for {
+		err := rows.Next(row)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
 	}
 }
 
-// pageBytes copies a page's byte values into shared arrays of about 64 KiB.
-type pageBytes struct{ buf []byte }
-
-// add returns a copy of v (an empty, non-nil slice if v is empty) whose
-// capacity is its length, so that appending to it cannot overwrite the
-// next value.
-func (p *pageBytes) add(v []byte) []byte {
-	if len(p.buf)+len(v) > cap(p.buf) {
-		p.buf = make([]byte, 0, max(64<<10, len(v)))
+// blob returns a blob column's value: the driver's slice, capped at its
+// length, or an empty, non-nil slice for an empty or NULL blob (the driver
+// gives nil), as scans have always returned.
+func blob(v driver.Value) ([]byte, bool) {
+	switch b := v.(type) {
+	case []byte:
+		if b == nil {
+			return []byte{}, true
+		}
+		return b[:len(b):len(b)], true
+	case nil:
+		return []byte{}, true
 	}
-	start := len(p.buf)
-	p.buf = append(p.buf, v...)
-	return p.buf[start:len(p.buf):len(p.buf)]
+	return nil, false
 }
