@@ -49,8 +49,14 @@ type Options struct {
 	MaxBacklog int
 	// BatchSize and BatchAge are tessera's batching: at most BatchSize
 	// entries are integrated at once, and a smaller batch waits BatchAge
-	// (defaults 1024 and 20ms; integrating a batch costs milliseconds, so a
-	// shorter age makes many tiny batches and throughput collapses).
+	// (defaults 4096 and 100ms). They bound only the time to a checkpoint,
+	// not Append's latency (Append waits for the journal alone). Tessera's
+	// work per batch is mostly fixed (each partial bundle and tile, the
+	// tree state: a file each, written with O_SYNC, renamed, its directory
+	// synced), so larger batches cost less per entry. Measured against 1024
+	// and 20ms (docs/performance.md): tessera's CPU per audited read fell
+	// from ~21µs to 12–18µs, and at 20,000 appends/s the median time to a
+	// checkpoint from 1.9s (the tree lagging behind) to 0.5s.
 	BatchSize int
 	BatchAge  time.Duration
 	// CheckpointInterval is how often a new checkpoint is published
@@ -80,8 +86,8 @@ type Options struct {
 const (
 	DefaultMaxPending         = 16384
 	DefaultMaxBacklog         = 1 << 18
-	DefaultBatchSize          = 1024
-	DefaultBatchAge           = 20 * time.Millisecond
+	DefaultBatchSize          = 4096
+	DefaultBatchAge           = 100 * time.Millisecond
 	DefaultCheckpointInterval = 200 * time.Millisecond
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultWitnessTimeout     = 5 * time.Second
@@ -457,6 +463,12 @@ func (l *Log) treeEntry(ctx context.Context, index, size uint64) ([]byte, error)
 // written); ErrUnavailable (the log has failed: fail closed); ErrClosed; or
 // the context's error, in which case the entry may still be logged.
 func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
+	return l.append(ctx, entry, true)
+}
+
+// append appends entry, which the log keeps: a copy when clone is set (the
+// caller's slice), the slice itself otherwise (one Encode just made).
+func (l *Log) append(ctx context.Context, entry []byte, clone bool) (uint64, error) {
 	if len(entry) == 0 || len(entry) > MaxEntrySize {
 		return 0, fmt.Errorf("%w: %d bytes", ErrEntryTooLarge, len(entry))
 	}
@@ -466,7 +478,10 @@ func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
 	if backlog := l.journal.durable.Load() - l.integrated.Load(); backlog >= uint64(l.opts.MaxBacklog) {
 		return 0, fmt.Errorf("%w: %d entries waiting for the tree", ErrPushback, backlog)
 	}
-	return l.journal.append(ctx, bytes.Clone(entry))
+	if clone {
+		entry = bytes.Clone(entry)
+	}
+	return l.journal.append(ctx, entry)
 }
 
 // AppendEntry encodes e and appends it.
@@ -475,7 +490,7 @@ func (l *Log) AppendEntry(ctx context.Context, e *Entry) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return l.Append(ctx, b)
+	return l.append(ctx, b, false)
 }
 
 // Origin returns the log's origin.

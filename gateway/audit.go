@@ -8,8 +8,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cloverenclave/clover/auditlog"
@@ -54,9 +57,35 @@ func (r *requestIDs) next() string {
 // refused write of a new one) by a keyed hash of its id under another label.
 func (g *Gateway) subjectPseudonym(handle []byte, id string) string {
 	if handle != nil {
-		return auditlog.SubjectPseudonym(g.logKey, handle)
+		return g.pseudonyms.of(handle)
 	}
-	return auditlog.SubjectPseudonym(g.logKey, []byte("unheld-subject:"+id))
+	return g.pseudonyms.of([]byte("unheld-subject:" + id))
+}
+
+// pseudonymMACs computes auditlog.SubjectPseudonym under one log key with
+// HMAC states kept for reuse: every read names its subject, and a new HMAC
+// costs more than the hash itself.
+type pseudonymMACs struct {
+	key  []byte
+	pool sync.Pool // of hash.Hash
+}
+
+func newPseudonymMACs(key []byte) *pseudonymMACs {
+	p := &pseudonymMACs{key: key}
+	p.pool.New = func() any { return hmac.New(sha256.New, p.key) }
+	return p
+}
+
+// of returns auditlog.SubjectPseudonym(key, handle).
+func (p *pseudonymMACs) of(handle []byte) string {
+	m := p.pool.Get().(hash.Hash)
+	m.Reset()
+	m.Write(handle)
+	var sum [sha256.Size]byte
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], m.Sum(sum[:0]))
+	p.pool.Put(m)
+	return string(out[:])
 }
 
 // tokenPseudonym names a re-identified token in the log: the gateway does
@@ -123,14 +152,14 @@ func decisionFields(d policy.Decision, released map[string]policy.Form) []auditl
 	return out
 }
 
-// deciding collects the ids of the policies that decided, without repeats.
+// deciding collects the ids of the policies that decided, without repeats,
+// in order of first appearance. A decision names a handful of policies, so
+// a linear search beats a set (this runs on every read).
 func deciding(d policy.Decision) []string {
 	var ids []string
-	seen := map[string]bool{}
 	for _, f := range d.Fields {
 		for _, id := range f.Policies {
-			if !seen[id] {
-				seen[id] = true
+			if !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
 		}

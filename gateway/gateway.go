@@ -86,6 +86,7 @@ type Gateway struct {
 	audit        AuditLog
 	logReader    LogReader
 	logKey       []byte
+	pseudonyms   *pseudonymMACs // subject pseudonyms under logKey (audit.go)
 	reqIDs       *requestIDs
 	destinations map[string]transfer.Destination
 	ledger       TransferLedger // nil only if no ledger could be opened (transfers.go)
@@ -100,6 +101,7 @@ type Gateway struct {
 	mux          *http.ServeMux
 	routes       []string
 	accesses     *accessIndexer // nil: no access index (accesses.go)
+	responses    sync.Pool      // of *[]byte: encoding buffers of read responses (subjects.go)
 }
 
 // New wires the API handlers.
@@ -108,7 +110,7 @@ func New(cfg Config, p Parts) *Gateway {
 		cfg.MaxBodyBytes = 1 << 20
 	}
 	g := &Gateway{cfg: cfg, vault: p.Vault, verifier: p.Verifier, transformer: p.Transformer, siv: p.SIV,
-		audit: p.Audit, logReader: p.LogReader, logKey: p.LogKey, reqIDs: newRequestIDs(),
+		audit: p.Audit, logReader: p.LogReader, logKey: p.LogKey, pseudonyms: newPseudonymMACs(p.LogKey), reqIDs: newRequestIDs(),
 		reload: p.ReloadPolicies, now: p.Now, log: p.Log, metrics: p.Metrics, mux: http.NewServeMux(),
 		purposes: map[string]bool{}}
 	if g.now == nil {

@@ -261,8 +261,20 @@ func (g *Gateway) getSubject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Clover-Policy-Digest", d.Digest)
-	writeRaw(w, http.StatusOK, appendGetResponse(make([]byte, 0, 1024), &resp))
+	buf, _ := g.responses.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = appendGetResponse((*buf)[:0], &resp)
+	writeRaw(w, http.StatusOK, *buf) // copies it into the connection's buffer
+	if cap(*buf) <= maxPooledResponse {
+		g.responses.Put(buf)
+	}
 }
+
+// maxPooledResponse caps the buffers Gateway.responses keeps, so that a
+// rare large response does not stay.
+const maxPooledResponse = 16 << 10
 
 // appendGetResponse encodes resp as encoding/json would (keys sorted), by
 // hand: it is the hot path of every read. Every string in it comes from a
@@ -327,21 +339,37 @@ func anyReleased(d policy.Decision) bool {
 
 // fieldsFor returns the schema fields to decide: those asked for, or,
 // when none were named, every schema field the record holds (every schema
-// field when there is no record).
+// field when there is no record). The result is read-only: when it is
+// every schema field, it is the gateway's own list (a read of a full
+// record is spared an allocation).
 func (g *Gateway) fieldsFor(want []string, have map[string]json.RawMessage) []schema.Field {
-	sch := g.vault.Schema()
-	out := make([]schema.Field, 0, len(g.allFields))
-	if want != nil {
-		for _, name := range want {
-			f, _ := sch.Field(name)
-			if !slices.ContainsFunc(out, func(x schema.Field) bool { return x.Name == name }) {
+	all := g.allFields[:len(g.allFields):len(g.allFields)]
+	if want == nil {
+		if have == nil {
+			return all
+		}
+		// One lookup per field; a list of its own only from the first
+		// field the record lacks.
+		var out []schema.Field
+		for i, f := range all {
+			_, ok := have[f.Name]
+			switch {
+			case ok && out != nil:
 				out = append(out, f)
+			case !ok && out == nil:
+				out = append(make([]schema.Field, 0, len(all)), all[:i]...)
 			}
+		}
+		if out == nil {
+			return all
 		}
 		return out
 	}
-	for _, f := range g.allFields {
-		if _, ok := have[f.Name]; ok || have == nil {
+	sch := g.vault.Schema()
+	out := make([]schema.Field, 0, len(all))
+	for _, name := range want {
+		f, _ := sch.Field(name)
+		if !slices.ContainsFunc(out, func(x schema.Field) bool { return x.Name == name }) {
 			out = append(out, f)
 		}
 	}

@@ -2,10 +2,12 @@ package subjectindex
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,9 @@ func TestAddReplacesAndRollsBack(t *testing.T) {
 	if err := x.Add(ctx, item(3, "")); !errors.Is(err, ErrInvalidItem) {
 		t.Fatalf("Add without subject = %v", err)
 	}
+	if err := x.Add(ctx, item(4, "ab\xffcd")); !errors.Is(err, ErrInvalidItem) {
+		t.Fatalf("Add with a subject that is not UTF-8 = %v", err)
+	}
 	got, err := x.List(ctx, subjA, 10, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -153,4 +158,188 @@ func TestOpenFails(t *testing.T) {
 	if _, err := Open(dir); err == nil {
 		t.Error("Open of a directory succeeded")
 	}
+}
+
+// TestAddManyAcrossEpochs adds more items than one INSERT statement takes,
+// across several epochs of the by-subject index, and pages through them.
+func TestAddManyAcrossEpochs(t *testing.T) {
+	ctx := context.Background()
+	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
+	var items []Item
+	var wantA []uint64
+	for i := range 3*rowsPerInsert + 5 {
+		idx := uint64(i) * 1500 // 0 .. ~290,000: five epochs of 65,536
+		s := subjB
+		if i%3 == 0 {
+			s = subjA
+			wantA = append(wantA, idx)
+		}
+		items = append(items, item(idx, s))
+	}
+	items = append(items, item(0, subjA)) // again, in the same batch: replaces
+	if err := x.Add(ctx, items...); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	from := uint64(0)
+	for {
+		page, err := x.List(ctx, subjA, 7, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, indexes(page)...)
+		if len(page) < 7 {
+			break
+		}
+		from = page[len(page)-1].Index + 1
+	}
+	if diff := cmp.Diff(wantA, got); diff != "" {
+		t.Errorf("paged listing (-want +got):\n%s", diff)
+	}
+	// A listing that starts in a later epoch.
+	page, err := x.List(ctx, subjA, 2, 3<<epochBits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for _, idx := range wantA {
+		if idx >= 3<<epochBits && len(want) < 2 {
+			want = append(want, idx)
+		}
+	}
+	if diff := cmp.Diff(want, indexes(page)); diff != "" {
+		t.Errorf("listing from epoch 3 (-want +got):\n%s", diff)
+	}
+}
+
+// TestListUsesIndex checks that List's query is answered from the
+// by-subject index, in order, rather than by a scan or a sort.
+func TestListUsesIndex(t *testing.T) {
+	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
+	rows, err := x.db.Query(`EXPLAIN QUERY PLAN SELECT log_index, time, kind, decision, actor_type, roles, country, purpose, fields, status
+		FROM accesses WHERE log_index >> 16 = ? AND substr(subject, 1, 16) = ? AND subject = ? AND log_index >= ?
+		ORDER BY log_index LIMIT ?`, 0, "a", "a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX accesses_by_epoch_subject") || !strings.Contains(plan[0], "rowid>?") {
+		t.Errorf("query plan = %q, want one search of accesses_by_epoch_subject with a rowid range", plan)
+	}
+}
+
+// TestOpenReplacesOldIndex opens a file written with the earlier index of
+// the whole pseudonym: the items stay, the old index goes.
+func TestOpenReplacesOldIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "subjects.db")
+	x := open(t, path)
+	if err := x.Add(ctx, item(1, subjA), item(70000, subjA), item(2, subjB)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.db.Exec(`DROP INDEX accesses_by_epoch_subject; CREATE INDEX accesses_by_subject ON accesses (subject, log_index)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	y := open(t, path)
+	var names []string
+	rows, err := y.db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'accesses' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if diff := cmp.Diff([]string{"accesses_by_epoch_subject"}, names); diff != "" {
+		t.Errorf("indexes after Open (-want +got):\n%s", diff)
+	}
+	got, err := y.List(ctx, subjA, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uint64{1, 70000}, indexes(got)); diff != "" {
+		t.Errorf("List after Open (-want +got):\n%s", diff)
+	}
+}
+
+// TestSubjectPrefix checks that the prefix List looks up is the one the
+// index holds: SQLite's substr(subject, 1, 16), which counts characters.
+func TestSubjectPrefix(t *testing.T) {
+	ctx := context.Background()
+	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
+	for i, s := range []string{subjA, "short", "é" + strings.Repeat("ü", 20), "0123456789abcdef", "0123456789abcdef0"} {
+		var got string
+		if err := x.db.QueryRowContext(ctx, `SELECT substr(?, 1, 16)`, s).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := subjectPrefix(s); got != want {
+			t.Errorf("subjectPrefix(%q) = %q, SQLite's substr %q", s, want, got)
+		}
+		if err := x.Add(ctx, item(uint64(i), s)); err != nil {
+			t.Fatal(err)
+		}
+		if items, err := x.List(ctx, s, 10, 0); err != nil || len(items) != 1 || items[0].Index != uint64(i) {
+			t.Errorf("List(%q) = %v, %v; want item %d", s, indexes(items), err, i)
+		}
+	}
+}
+
+// TestRolesAndFieldsRoundTrip stores strings that need escaping or are not
+// valid UTF-8, and reads back what encoding/json makes of them.
+func TestRolesAndFieldsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
+	it := item(1, subjA)
+	it.Roles = []string{`a"b`, `c\d`, "e\x00\x1ff", "<&>", "é\u2028", "bad\xffutf8", ""}
+	it.Fields = []Field{{Name: "na\"me", Form: "for\nm"}}
+	if err := x.Add(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	got, err := x.List(ctx, subjA, 1, 0)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("List = %v, %v", got, err)
+	}
+	want := it
+	want.Roles = slices.Clone(it.Roles)
+	want.Roles[5] = "bad\uFFFDutf8" // as encoding/json would store it
+	if diff := cmp.Diff(want, got[0]); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+// FuzzAppendJSONString checks that appendJSONString writes JSON that
+// encoding/json decodes to what encoding/json would have encoded.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "support", `a"b\c`, "\x00\x1f\x7f", "é\u2028\u2029", "\xff\xfe", "<script>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+			t.Fatalf("appendJSONString(%q) is not a JSON string: %v", s, err)
+		}
+		std, _ := json.Marshal(s)
+		if err := json.Unmarshal(std, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("appendJSONString(%q) decodes to %q, encoding/json's to %q", s, got, want)
+		}
+	})
 }
