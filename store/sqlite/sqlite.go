@@ -23,8 +23,10 @@
 // pages (the storage device beneath may still keep old blocks).
 //
 // Each file has one writer connection, which serialises writes, and a pool of
-// read-only connections (mode=ro) for concurrent reads; the hot paths use
-// prepared statements. Updated is stored as integer unix microseconds (UTC).
+// read-only connections (mode=ro) for concurrent reads; point reads and
+// writes use prepared statements, and the paged scans read rows through the
+// driver connection directly (sql.Conn.Raw) to skip database/sql's per-row
+// work. Updated is stored as integer unix microseconds (UTC).
 //
 // # Schema
 //
@@ -69,8 +71,6 @@ type Store struct {
 	selectKey    *sql.Stmt // writer, used inside a transaction
 	getKey       *sql.Stmt // reader
 	deleteKey    *sql.Stmt // writer
-	scanRecords  *sql.Stmt // reader
-	scanKeys     *sql.Stmt // reader
 }
 
 var _ store.Store = (*Store)(nil)
@@ -121,8 +121,6 @@ func (s *Store) prepare() error {
 		{&s.selectKey, s.keys.writer, `SELECT wrapped, kek_id, handle FROM keys WHERE subject = ?`},
 		{&s.getKey, s.keys.reader, `SELECT wrapped, kek_id, handle FROM keys WHERE subject = ?`},
 		{&s.deleteKey, s.keys.writer, `DELETE FROM keys WHERE subject = ?`},
-		{&s.scanRecords, s.records.reader, `SELECT subject, ciphertext, updated FROM records WHERE subject > ? ORDER BY subject LIMIT ?`},
-		{&s.scanKeys, s.keys.reader, `SELECT subject, wrapped, kek_id, handle FROM keys WHERE subject > ? ORDER BY subject LIMIT ?`},
 	}
 	for _, st := range stmts {
 		stmt, err := st.db.Prepare(st.query)
