@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,8 +19,6 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
-
-	"github.com/cloverenclave/clover/internal/atomicfile"
 )
 
 // Options configure a Log. Zero values take the defaults below.
@@ -76,6 +72,15 @@ type Options struct {
 	// ShutdownTimeout bounds Close's wait for the last checkpoint (default
 	// 10s).
 	ShutdownTimeout time.Duration
+	// JournalSegmentBytes is the size at which the journal starts a new
+	// segment file (default 64 MiB, at least MinJournalSegmentBytes). A
+	// group is never split, so a segment exceeds it by at most one group
+	// (4 MiB). A segment is deleted once the tree has integrated, and a
+	// published checkpoint covers, every entry in it and the one after it.
+	JournalSegmentBytes int64
+	// JournalKeepSegments is how many segments the journal keeps after they
+	// could be deleted, newest first (default 0: none).
+	JournalKeepSegments int
 
 	// Test hooks.
 	wrapJournal func(journalFile) journalFile // wraps the journal file
@@ -84,13 +89,16 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultMaxPending         = 16384
-	DefaultMaxBacklog         = 1 << 18
-	DefaultBatchSize          = 4096
-	DefaultBatchAge           = 100 * time.Millisecond
-	DefaultCheckpointInterval = 200 * time.Millisecond
-	DefaultShutdownTimeout    = 10 * time.Second
-	DefaultWitnessTimeout     = 5 * time.Second
+	DefaultMaxPending          = 16384
+	DefaultMaxBacklog          = 1 << 18
+	DefaultBatchSize           = 4096
+	DefaultBatchAge            = 100 * time.Millisecond
+	DefaultCheckpointInterval  = 200 * time.Millisecond
+	DefaultShutdownTimeout     = 10 * time.Second
+	DefaultWitnessTimeout      = 5 * time.Second
+	DefaultJournalSegmentBytes = 64 << 20
+	// MinJournalSegmentBytes is the smallest JournalSegmentBytes accepted.
+	MinJournalSegmentBytes = 64 << 10
 )
 
 func (o Options) withDefaults() Options {
@@ -107,13 +115,14 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.CheckpointInterval, DefaultCheckpointInterval)
 	setDefault(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&o.WitnessTimeout, DefaultWitnessTimeout)
+	setDefault(&o.JournalSegmentBytes, DefaultJournalSegmentBytes)
 	if o.WitnessQuorum == 0 {
 		o.WitnessQuorum = len(o.Witnesses)
 	}
 	return o
 }
 
-func setDefault[T int | time.Duration](v *T, def T) {
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v == 0 {
 		*v = def
 	}
@@ -137,6 +146,12 @@ func (o Options) Validate() error {
 	}
 	if o.BatchAge < 0 || o.ShutdownTimeout < 0 || o.WitnessTimeout < 0 {
 		errs = append(errs, errors.New("auditlog: BatchAge, ShutdownTimeout and WitnessTimeout must not be negative"))
+	}
+	if o.JournalSegmentBytes < MinJournalSegmentBytes {
+		errs = append(errs, fmt.Errorf("auditlog: JournalSegmentBytes %d is below %d", o.JournalSegmentBytes, MinJournalSegmentBytes))
+	}
+	if o.JournalKeepSegments < 0 {
+		errs = append(errs, fmt.Errorf("auditlog: JournalKeepSegments %d is negative", o.JournalKeepSegments))
 	}
 	if o.CheckpointInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("auditlog: CheckpointInterval %v is below 100ms", o.CheckpointInterval))
@@ -245,6 +260,7 @@ type Log struct {
 	closing   chan struct{} // closed by Close
 	feedWake  chan struct{}
 	fed       chan struct{} // closed when the feeder exits; nil without one
+	retired   chan struct{} // closed when the segment retirer exits
 
 	closeOnce sync.Once
 	closeErr  error
@@ -334,11 +350,12 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 	if size > 0 {
 		keepFrom = size - 1 // to check that tree and journal agree
 	}
-	jf, scan, err := openJournal(journalDir, keepFrom, o.Logger)
+	segments := segmentDir{path: journalDir, wrap: o.wrapJournal}
+	scan, err := openJournal(segments, keepFrom, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { jf.Close() })
+	cleanup = append(cleanup, func() { scan.file.Close() })
 	if scan.next < size {
 		return nil, fmt.Errorf("%w: the tree has %d entries but the journal only %d: the journal was lost or belongs to another log", ErrCorrupt, size, scan.next)
 	}
@@ -352,11 +369,8 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 	l.backlog, l.backlogAt = backlog, size
 	l.integrated.Store(size)
 
-	var f journalFile = osJournalFile{jf}
-	if o.wrapJournal != nil {
-		f = o.wrapJournal(f)
-	}
-	l.journal = newJournal(f, scan.end, scan.next, o.MaxPending, l.onDurable, o.Logger)
+	l.journal = newJournal(segments, segments.journalFile(scan.file), scan.segments, scan.next,
+		o.JournalSegmentBytes, o.MaxPending, l.onDurable, o.Logger)
 	if scan.next > size {
 		o.Logger.Info("auditlog: recovering entries missing from the tree", "from", size, "to", scan.next)
 	}
@@ -369,69 +383,9 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 		}
 	}
 	l.journal.start()
+	l.retired = make(chan struct{})
+	go l.retire(tctx)
 	return l, nil
-}
-
-// journalSegment is the name of the journal file whose first record has
-// index base. Only one segment exists for now; rotation would add more.
-func journalSegment(base uint64) string { return fmt.Sprintf("%020d.journal", base) }
-
-// openJournal opens (or creates) the journal in dir for appending, scans it
-// and cuts off a torn tail.
-func openJournal(dir string, keepFrom uint64, log *slog.Logger) (*os.File, journalScan, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, journalScan{}, fmt.Errorf("auditlog: %w", err)
-	}
-	var segments []string
-	for _, de := range des {
-		if strings.HasSuffix(de.Name(), ".journal") {
-			segments = append(segments, de.Name())
-		}
-	}
-	sort.Strings(segments)
-	switch len(segments) {
-	case 0:
-		segments = []string{journalSegment(0)}
-		if err := atomicfile.Create(filepath.Join(dir, segments[0]), appendJournalHeader(nil, 0), 0o600); err != nil {
-			return nil, journalScan{}, fmt.Errorf("auditlog: create journal: %w", err)
-		}
-	case 1:
-	default:
-		return nil, journalScan{}, fmt.Errorf("%w: %d journal segments in %s; this version writes one", ErrCorrupt, len(segments), dir)
-	}
-	path := filepath.Join(dir, segments[0])
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-	if err != nil {
-		return nil, journalScan{}, fmt.Errorf("auditlog: %w", err)
-	}
-	info, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, journalScan{}, fmt.Errorf("auditlog: %w", err)
-	}
-	scan, err := scanJournal(f, info.Size(), keepFrom)
-	if err != nil {
-		f.Close()
-		return nil, journalScan{}, fmt.Errorf("%s: %w", path, err)
-	}
-	if base, perr := strconv.ParseUint(strings.TrimSuffix(segments[0], ".journal"), 10, 64); perr != nil || base != scan.base {
-		f.Close()
-		return nil, journalScan{}, fmt.Errorf("%w: journal %s starts at index %d", ErrCorrupt, path, scan.base)
-	}
-	if scan.torn > 0 {
-		log.Warn("auditlog: cutting a torn tail off the journal (a write the crash interrupted; never acknowledged)",
-			"file", path, "offset", scan.end, "bytes", scan.torn)
-		if err := f.Truncate(scan.end); err != nil {
-			f.Close()
-			return nil, journalScan{}, fmt.Errorf("auditlog: truncate journal: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, journalScan{}, fmt.Errorf("auditlog: sync journal: %w", err)
-		}
-	}
-	return f, scan, nil
 }
 
 // checkTreeEntry checks that the last entry of a tree of the given size is
@@ -501,14 +455,17 @@ func (l *Log) VerifierKey() string { return l.vkey }
 
 // Stats is the state of a Log.
 type Stats struct {
-	Durable    uint64 // entries in the journal: the next index
-	Integrated uint64 // entries in the tree (not all in a checkpoint yet)
-	Err        error  // why the log failed, or nil
+	Durable         uint64 // entries in the journal: the next index
+	Integrated      uint64 // entries in the tree (not all in a checkpoint yet)
+	JournalSegments int    // segment files of the journal on disk
+	JournalBytes    int64  // their total size
+	Err             error  // why the log failed, or nil
 }
 
 // Stats returns the log's state, e.g. for metrics and health checks.
 func (l *Log) Stats() Stats {
 	s := Stats{Durable: l.journal.durable.Load(), Integrated: l.integrated.Load(), Err: l.journal.failed()}
+	s.JournalSegments, s.JournalBytes = l.journal.segmentStats()
 	if p := l.failure.Load(); p != nil {
 		s.Err = *p
 	}
@@ -712,6 +669,55 @@ func (l *Log) waitFed(ctx context.Context, n uint64) error {
 	return nil
 }
 
+// retire deletes the journal segments the tree no longer needs, at start,
+// after each new segment and every CheckpointInterval (a checkpoint
+// covering them may come later), until the log closes. It runs beside the
+// writer and never holds up an Append.
+func (l *Log) retire(ctx context.Context) {
+	defer close(l.retired)
+	t := time.NewTicker(l.opts.CheckpointInterval)
+	defer t.Stop()
+	failing := false // log a failure once, not at every retry
+	for {
+		err := l.retireSegments(ctx)
+		if err != nil && !failing {
+			l.log.Error("auditlog: deleting old journal segments failed; retrying", "err", err)
+		}
+		failing = err != nil
+		select {
+		case <-t.C:
+		case <-l.journal.rotated:
+		case <-l.closing:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// retireSegments deletes the segments whose entries the tree holds durably:
+// integrated, and covered by the latest published checkpoint.
+func (l *Log) retireSegments(ctx context.Context) error {
+	bases := l.journal.segmentBases()
+	if len(bases) <= 1+l.opts.JournalKeepSegments {
+		return nil
+	}
+	cp, err := l.published(ctx)
+	if err != nil {
+		return err
+	}
+	safe := min(l.integrated.Load(), cp.Size)
+	n := obsoleteSegments(bases, safe, l.opts.JournalKeepSegments)
+	if n == 0 {
+		return nil
+	}
+	if err := l.journal.dropOldest(n); err != nil {
+		return err
+	}
+	l.log.Debug("auditlog: old journal segments deleted", "segments", n, "below", bases[n])
+	return nil
+}
+
 func (l *Log) stopFeeder() {
 	l.mu.Lock()
 	select {
@@ -744,6 +750,7 @@ func (l *Log) close() error {
 		errs = append(errs, fmt.Errorf("auditlog: close journal: %w", err))
 	}
 	l.stopFeeder()
+	<-l.retired
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.ShutdownTimeout)
 	if err := l.shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("auditlog: tree shutdown: %w", err))
