@@ -47,6 +47,12 @@ type AuditLog struct {
 	Witnesses []Witness `yaml:"witnesses,omitempty"`
 	// WitnessQuorum is how many of the witnesses must cosign (0: all).
 	WitnessQuorum int `yaml:"witness_quorum,omitempty"`
+	// JournalSegmentBytes is the size at which the journal starts a new
+	// segment (0: auditlog.DefaultJournalSegmentBytes, 64 MiB).
+	JournalSegmentBytes int64 `yaml:"journal_segment_bytes,omitempty"`
+	// JournalKeepSegments keeps that many segments the tree already holds
+	// (0: delete them as soon as a checkpoint covers them).
+	JournalKeepSegments int `yaml:"journal_keep_segments,omitempty"`
 }
 
 // Witness is one witness of the audit log.
@@ -496,6 +502,12 @@ func (c *Config) validateAuditLog() error {
 			}
 			return &pathError{p, err.Error()}
 		}
+	}
+	if b := c.AuditLog.JournalSegmentBytes; b != 0 && b < auditlog.MinJournalSegmentBytes {
+		return &pathError{"audit_log.journal_segment_bytes", fmt.Sprintf("%d is below the minimum %d (0 means the default, %d)", b, auditlog.MinJournalSegmentBytes, auditlog.DefaultJournalSegmentBytes)}
+	}
+	if k := c.AuditLog.JournalKeepSegments; k < 0 {
+		return &pathError{"audit_log.journal_keep_segments", fmt.Sprintf("%d must not be negative", k)}
 	}
 	if q := c.AuditLog.WitnessQuorum; q < 0 || q > len(c.AuditLog.Witnesses) {
 		return &pathError{"audit_log.witness_quorum", fmt.Sprintf("%d is outside 0..%d (0 means all witnesses)", q, len(c.AuditLog.Witnesses))}

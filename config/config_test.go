@@ -108,6 +108,8 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 			`c.yaml:4: audit_log.witnesses[0].url: URL "ftp://m.example" is not an http(s) URL`},
 		"witness key": {"audit_log:\n  witnesses:\n    - name: monitor\n      url: http://m.example\n      key: nonsense\n",
 			`c.yaml:5: audit_log.witnesses[0].key: key is not a cosignature/v1 verifier key`},
+		"small segments": {"audit_log:\n  journal_segment_bytes: 1000\n", `c.yaml:2: audit_log.journal_segment_bytes: 1000 is below the minimum`},
+		"negative keep":  {"audit_log:\n  journal_keep_segments: -1\n", `c.yaml:2: audit_log.journal_keep_segments: -1 must not be negative`},
 		"witness quorum": {"audit_log:\n  witness_quorum: 2\n", `c.yaml:2: audit_log.witness_quorum: 2 is outside 0..0`},
 		"dup purpose":    {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
 	}

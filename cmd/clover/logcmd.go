@@ -20,6 +20,9 @@ func logOptions(cfg *config.Config) auditlog.Options {
 		Origin:        "clover/" + cfg.Enclave.Name,
 		SignerKeyFile: filepath.Join(cfg.Data, "secrets", "log-signer.key"),
 		WitnessQuorum: cfg.AuditLog.WitnessQuorum,
+
+		JournalSegmentBytes: cfg.AuditLog.JournalSegmentBytes,
+		JournalKeepSegments: cfg.AuditLog.JournalKeepSegments,
 	}
 	for _, w := range cfg.AuditLog.Witnesses {
 		o.Witnesses = append(o.Witnesses, auditlog.Witness{Name: w.Name, URL: w.URL, Key: w.Key})

@@ -32,6 +32,7 @@ import (
 	"github.com/cloverenclave/clover/store/sqlite"
 	"github.com/cloverenclave/clover/transfer/ledger"
 	"github.com/cloverenclave/clover/vault"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 )
@@ -321,6 +322,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			log.Error("closing the audit log", "error", err)
 		}
 	}()
+	registerLogMetrics(metrics, audit)
 	// The subject access index (GET /v1/subjects/{id}/accesses): derived
 	// from the log, fed by the gateway in the background. Deferred closes run
 	// in reverse: the gateway's feeder stops (writing what is queued) before
@@ -401,4 +403,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// registerLogMetrics exposes the audit log's state: how far the journal and
+// the tree are, and the journal's disk use.
+func registerLogMetrics(m *gateway.Metrics, l *auditlog.Log) {
+	gauge := func(name, help string, f func(auditlog.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(l.Stats()) })
+	}
+	m.Registry().MustRegister(
+		gauge("clover_audit_log_durable_entries", "Entries durable in the journal (the next index).",
+			func(s auditlog.Stats) float64 { return float64(s.Durable) }),
+		gauge("clover_audit_log_integrated_entries", "Entries integrated into the Merkle tree.",
+			func(s auditlog.Stats) float64 { return float64(s.Integrated) }),
+		gauge("clover_audit_log_journal_segments", "Journal segment files on disk.",
+			func(s auditlog.Stats) float64 { return float64(s.JournalSegments) }),
+		gauge("clover_audit_log_journal_bytes", "Bytes of the journal's segments on disk.",
+			func(s auditlog.Stats) float64 { return float64(s.JournalBytes) }),
+	)
 }
