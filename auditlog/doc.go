@@ -16,6 +16,8 @@
 //     hands each waiter its index. The entry is durable when Append returns.
 //     A write or sync error fails the log closed: nothing of that group is
 //     acknowledged and every later Append fails with [ErrUnavailable].
+//     The journal is written in segments (Options.JournalSegmentBytes); a
+//     segment is deleted once the tree and a published checkpoint cover it.
 //  2. A feeder goroutine adds journalled entries, strictly in journal order,
 //     to a tessera POSIX log, which integrates them into the tree and
 //     publishes a signed checkpoint every few hundred milliseconds. The
