@@ -16,6 +16,9 @@ const (
 	SIVKeySize = subtle.AESSIVKeySize
 	// SIVPrefix starts every SIV token.
 	SIVPrefix = "sv_"
+
+	// sivIVSize is the size of the synthetic IV that starts a ciphertext.
+	sivIVSize = 16
 )
 
 // ErrInvalidToken is wrapped by every error of SIV.Open: a token that is
@@ -52,15 +55,20 @@ func NewSIV(key []byte) (*SIV, error) {
 // base64url (unpadded) encoding of the AES-SIV ciphertext (16-byte synthetic
 // IV, then the encrypted value), with scope as the associated data.
 func (s *SIV) Seal(scope string, value []byte) string {
+	buf := make([]byte, 0, len(SIVPrefix)+sivEncoding.EncodedLen(sivIVSize+len(value)))
+	return string(s.appendSeal(buf, scope, value))
+}
+
+// appendSeal appends Seal(scope, value) to dst.
+func (s *SIV) appendSeal(dst []byte, scope string, value []byte) []byte {
 	ct, err := s.aead.EncryptDeterministically(value, []byte(scope))
 	if err != nil {
 		// Unreachable: tink fails only for values of nearly math.MaxInt
 		// bytes, which cannot be held in memory.
-		return ""
+		return dst
 	}
-	out := make([]byte, 0, len(SIVPrefix)+sivEncoding.EncodedLen(len(ct)))
-	out = append(out, SIVPrefix...)
-	return string(sivEncoding.AppendEncode(out, ct))
+	dst = append(dst, SIVPrefix...)
+	return sivEncoding.AppendEncode(dst, ct)
 }
 
 // Open returns the value sealed in token under scope. A malformed or

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -145,108 +146,157 @@ func (t *Transformer) Transform(f schema.Field, form Form, value json.RawMessage
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym: field %q: %w", f.Name, err)
 	}
-	out, err := t.transform(f, form, v, scope, now)
+	switch form {
+	case Withheld:
+		return nil, nil
+	case Raw:
+		return bytes.Clone(v.compact), nil
+	}
+	// The released value is built in scratch, on the stack when it fits,
+	// and copied out once, so the caller owns it.
+	var scratch [64]byte
+	out, err := t.appendForm(scratch[:0], f, form, &v, scope, now)
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym: field %q in form %q: %w", f.Name, form, err)
 	}
-	return out, nil
+	return bytes.Clone(out), nil
 }
 
-func (t *Transformer) transform(f schema.Field, form Form, v parsed, scope string, now time.Time) (json.RawMessage, error) {
+// appendForm appends the JSON of v in form Pseudonym, Generalised or Masked
+// to dst.
+func (t *Transformer) appendForm(dst []byte, f schema.Field, form Form, v *parsed, scope string, now time.Time) ([]byte, error) {
 	switch form {
-	case Raw:
-		return bytes.Clone(v.compact), nil
-	case Withheld:
-		return nil, nil
 	case Pseudonym:
-		return t.pseudonym(f, v, scope)
+		return t.appendPseudonym(dst, f, v, scope)
 	case Generalised:
-		return generalised(f, v, now)
+		return appendGeneralised(dst, f, v, now)
 	case Masked:
-		return masked(f.Type, v.str)
+		return appendMasked(dst, f.Type, v.text)
 	}
-	return nil, ErrUnsupported
+	return dst, ErrUnsupported
 }
 
-func (t *Transformer) pseudonym(f schema.Field, v parsed, scope string) (json.RawMessage, error) {
+func (t *Transformer) appendPseudonym(dst []byte, f schema.Field, v *parsed, scope string) ([]byte, error) {
 	if scope == "" {
-		return nil, errors.New("pseudonym: a scope is required")
+		return dst, errors.New("pseudonym: a scope is required")
 	}
 	switch f.Method {
 	case "siv":
-		return jsonString(t.siv.Seal(scope, v.canon))
+		// "sv_" and base64url: nothing to escape either.
+		dst = append(dst, '"')
+		dst = t.siv.appendSeal(dst, scope, v.tokenInput(f.Type))
+		return append(dst, '"'), nil
 	case "ff1":
-		return t.formatPreserving(f.Type, v, scope)
+		return t.appendFormatPreserving(dst, f.Type, v, scope)
 	}
-	return jsonString(t.tok.Token(scope, v.canon))
+	// A token is "tk_" and base64url: nothing in it needs escaping in JSON.
+	dst = append(dst, '"')
+	dst = t.tok.AppendToken(dst, scope, v.tokenInput(f.Type))
+	return append(dst, '"'), nil
 }
 
-// formatPreserving encrypts a phone number, string or integer with FF1,
-// the scope being the tweak.
-func (t *Transformer) formatPreserving(typ string, v parsed, scope string) (json.RawMessage, error) {
+// appendFormatPreserving encrypts a phone number, string or integer with
+// FF1, the scope being the tweak.
+func (t *Transformer) appendFormatPreserving(dst []byte, typ string, v *parsed, scope string) ([]byte, error) {
 	base := t.ff1Dec
 	if typ == "string" {
 		base = t.ff1Alnum
 	}
 	f, err := base.WithTweak([]byte(scope))
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
+	var s string
 	switch typ {
 	case "phone":
-		return jsonStringErr(Phone(f, v.str))
+		s, err = Phone(f, string(v.text))
 	case "string":
-		return jsonStringErr(f.EncryptEmbedded(asciiLower(v.str)))
+		s, err = f.EncryptEmbedded(asciiLower(string(v.text)))
 	case "integer":
 		n, err := f.EncryptInt(v.integer)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		return strconv.AppendInt(nil, n, 10), nil
+		return strconv.AppendInt(dst, n, 10), nil
+	default:
+		return dst, ErrUnsupported
 	}
-	return nil, ErrUnsupported
+	if err != nil {
+		return dst, err
+	}
+	return appendJSONString(dst, s), nil
 }
 
-func generalised(f schema.Field, v parsed, now time.Time) (json.RawMessage, error) {
+func appendGeneralised(dst []byte, f schema.Field, v *parsed, now time.Time) ([]byte, error) {
 	switch f.Type {
 	case "date":
+		// An age band or a year is digits, '-' and '+': no escaping.
 		if f.Method == "age-band" {
-			return jsonStringErr(AgeBand(v.str, now))
+			return appendQuoted(dst, v.text, func(dst, s []byte) ([]byte, error) { return appendAgeBand(dst, s, now) })
 		}
-		return jsonStringErr(Year(v.str))
+		return appendQuoted(dst, v.text, appendYear)
 	case "geo":
 		lat, lon := GeoCell(v.lat, v.lon)
-		return json.Marshal(geoJSON{Lat: lat, Lon: lon})
+		return appendGeoJSON(dst, lat, lon), nil
 	case "ip":
-		return jsonStringErr(IPPrefix(v.str))
+		// A network is hex digits, '.', ':' and '/': no escaping.
+		return appendQuoted(dst, v.text, appendIPPrefix)
 	}
-	return nil, ErrUnsupported
+	return dst, ErrUnsupported
 }
 
-func masked(typ, s string) (json.RawMessage, error) {
+// appendQuoted appends '"', what appendFn appends of s, and '"': for
+// outputs that have nothing JSON would escape.
+func appendQuoted(dst, s []byte, appendFn func(dst, s []byte) ([]byte, error)) ([]byte, error) {
+	n := len(dst)
+	out, err := appendFn(append(dst, '"'), s)
+	if err != nil {
+		return dst[:n], err
+	}
+	return append(out, '"'), nil
+}
+
+// appendYear appends Year(date) to dst.
+func appendYear(dst, date []byte) ([]byte, error) {
+	if _, _, _, ok := parseDate(date); !ok {
+		return dst, fmt.Errorf("%w: date is not YYYY-MM-DD", ErrInvalidValue)
+	}
+	return append(dst, date[:4]...), nil
+}
+
+func appendMasked(dst []byte, typ string, text []byte) ([]byte, error) {
+	s := string(text)
 	switch typ {
 	case "email":
-		return jsonString(MaskEmail(s))
+		return appendJSONString(dst, MaskEmail(s)), nil
 	case "phone":
-		return jsonString(MaskPhone(s))
+		return appendJSONString(dst, MaskPhone(s)), nil
 	case "string":
-		return jsonString(MaskString(s))
+		return appendJSONString(dst, MaskString(s)), nil
 	}
-	return nil, ErrUnsupported
+	return dst, ErrUnsupported
 }
 
 // parsed is a field value decoded by its type.
 type parsed struct {
-	compact  json.RawMessage // the JSON as given, compacted
-	canon    []byte          // token input: the string, or canonical JSON
-	str      string          // string-typed values
+	compact json.RawMessage // the JSON as given, compacted
+	canon   []byte          // token input: the string, or canonical JSON (geo: see tokenInput)
+	// text is the decoded string of string-typed values. Like canon and
+	// compact, it may share memory with the caller's value, which is only
+	// ever read.
+	text     []byte
 	integer  int64
 	lat, lon float64
 }
 
-type geoJSON struct {
-	Lat float64 `json:"lat"`
-	Lon float64 `json:"lon"`
+// tokenInput returns what a token or SIV seals of the value: canon, or for
+// a geo value its canonical JSON, {"lat":…,"lon":…} as json.Marshal writes
+// it.
+func (v *parsed) tokenInput(typ string) []byte {
+	if typ == "geo" {
+		return appendGeoJSON(make([]byte, 0, len(`{"lat":-00.000000000000000,"lon":-000.000000000000000}`)), v.lat, v.lon)
+	}
+	return v.canon
 }
 
 // parseValue decodes raw as a value of type typ. Errors say what was
@@ -255,6 +305,10 @@ func parseValue(typ string, raw json.RawMessage) (parsed, error) {
 	switch typ {
 	case "string", "email", "phone", "date", "ip":
 		return parseString(typ, raw)
+	case "geo":
+		if v, ok := plainGeo(raw); ok {
+			return v, v.setGeo(v.lat, v.lon)
+		}
 	}
 	var v parsed
 	var buf bytes.Buffer
@@ -283,30 +337,35 @@ func parseValue(typ string, raw json.RawMessage) (parsed, error) {
 func parseString(typ string, raw json.RawMessage) (parsed, error) {
 	v := parsed{compact: trimJSONSpace(raw)}
 	if s, ok := plainString(v.compact); ok {
-		v.str = s
-	} else if err := json.Unmarshal(v.compact, &v.str); err != nil {
-		return v, fmt.Errorf("%w: expected a JSON string (type %s)", ErrInvalidValue, typ)
+		v.text = s
+	} else {
+		var s string
+		if err := json.Unmarshal(v.compact, &s); err != nil {
+			return v, fmt.Errorf("%w: expected a JSON string (type %s)", ErrInvalidValue, typ)
+		}
+		v.text = []byte(s)
 	}
-	v.canon = []byte(v.str)
+	v.canon = v.text
 	return v, nil
 }
 
 // plainString decodes the common case of a JSON string literal without
-// escapes, sparing the reflection of json.Unmarshal.
-func plainString(b []byte) (string, bool) {
+// escapes, sparing the reflection of json.Unmarshal: the string is the
+// bytes between the quotes, which it returns without copying.
+func plainString(b []byte) ([]byte, bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return "", false
+		return nil, false
 	}
 	inner := b[1 : len(b)-1]
 	for _, c := range inner {
 		if c < 0x20 || c == '"' || c == '\\' {
-			return "", false
+			return nil, false
 		}
 	}
 	if !utf8.Valid(inner) {
-		return "", false
+		return nil, false
 	}
-	return string(inner), true
+	return inner, true
 }
 
 // trimJSONSpace removes the whitespace JSON allows around a value.
@@ -365,22 +424,158 @@ func (v *parsed) parseGeo() error {
 	if err := dec.Decode(&g); err != nil || g.Lat == nil || g.Lon == nil || dec.More() {
 		return fmt.Errorf(`%w: expected {"lat": number, "lon": number}`, ErrInvalidValue)
 	}
-	if *g.Lat < -90 || *g.Lat > 90 || *g.Lon < -180 || *g.Lon > 180 {
-		return fmt.Errorf("%w: latitude must be within ±90 and longitude within ±180", ErrInvalidValue)
-	}
-	v.lat, v.lon = *g.Lat, *g.Lon
-	canon, err := json.Marshal(geoJSON{Lat: v.lat, Lon: v.lon})
-	v.canon = canon
-	return err
+	return v.setGeo(*g.Lat, *g.Lon)
 }
 
-func jsonString(s string) (json.RawMessage, error) { return json.Marshal(s) }
-
-func jsonStringErr(s string, err error) (json.RawMessage, error) {
-	if err != nil {
-		return nil, err
+// setGeo checks a decoded coordinate's range and keeps it. Its canonical
+// JSON, the token input, is made by tokenInput when a pseudonym needs it.
+func (v *parsed) setGeo(lat, lon float64) error {
+	if lat < -90 || lat > 90 || lon < -180 || lon > 180 {
+		return fmt.Errorf("%w: latitude must be within ±90 and longitude within ±180", ErrInvalidValue)
 	}
-	return jsonString(s)
+	v.lat, v.lon = lat, lon
+	return nil
+}
+
+// plainGeo decodes the common form of a geo value, exactly
+// {"lat":number,"lon":number} or {"lon":number,"lat":number} with no
+// whitespace, sparing json.Compact, the reflection of json.Decoder and its
+// allocations. Anything else (whitespace, other keys, escapes in keys,
+// duplicates, numbers that do not fit a float64) it leaves to the general
+// path, which decides; what it accepts, the general path decodes to the
+// same coordinates, and compacting it changes nothing.
+func plainGeo(raw []byte) (parsed, bool) {
+	v := parsed{compact: raw}
+	var haveLat, haveLon bool
+	rest := raw
+	for i, open := range []byte{'{', ','} {
+		if len(rest) < len(`{"lat":0`) || rest[0] != open || rest[1] != '"' || rest[2] != 'l' || rest[5] != '"' || rest[6] != ':' {
+			return v, false
+		}
+		var dst *float64
+		switch {
+		case rest[3] == 'a' && rest[4] == 't' && !haveLat:
+			dst, haveLat = &v.lat, true
+		case rest[3] == 'o' && rest[4] == 'n' && !haveLon:
+			dst, haveLon = &v.lon, true
+		default:
+			return v, false
+		}
+		rest = rest[len(`{"lat":`):]
+		n := jsonNumberLen(rest)
+		if n == 0 {
+			return v, false
+		}
+		f, err := strconv.ParseFloat(string(rest[:n]), 64)
+		if err != nil {
+			return v, false
+		}
+		*dst = f
+		rest = rest[n:]
+		if i == 1 && (len(rest) != 1 || rest[0] != '}') {
+			return v, false
+		}
+	}
+	return v, true
+}
+
+// jsonNumberLen returns the length of the JSON number b starts with
+// (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?), or 0 if it starts with
+// none.
+func jsonNumberLen(b []byte) int {
+	i := 0
+	digits := func() int {
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0
+		}
+	}
+	return i
+}
+
+// appendGeoJSON appends {"lat":…,"lon":…} as json.Marshal writes a geoJSON.
+func appendGeoJSON(dst []byte, lat, lon float64) []byte {
+	dst = append(dst, `{"lat":`...)
+	dst = appendJSONFloat(dst, lat)
+	dst = append(dst, `,"lon":`...)
+	dst = appendJSONFloat(dst, lon)
+	return append(dst, '}')
+}
+
+// appendJSONFloat appends a finite float64 as encoding/json writes it: like
+// ECMAScript, in plain decimals unless the magnitude is below 1e-6 or from
+// 1e21 up, and then with an unpadded exponent (1e-7, not 1e-07).
+func appendJSONFloat(dst []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+// appendJSONString appends s as encoding/json's Marshal writes a string:
+// quoted, with '"', '\\', control characters, '<', '>', '&', U+2028 and
+// U+2029 escaped and invalid UTF-8 replaced. Strings with none of these are
+// copied as they are; the others, rare, go through json.Marshal itself.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return appendMarshalledString(dst, s)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+			return appendMarshalledString(dst, s)
+		}
+		i += size
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+func appendMarshalledString(dst []byte, s string) []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic("pseudonym: json.Marshal failed on a string: " + err.Error()) // it cannot
+	}
+	return append(dst, b...)
 }
 
 // asciiLower lower-cases ASCII letters only, so byte positions are kept.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,12 +279,42 @@ func TestPlainStringMatchesUnmarshal(t *testing.T) {
 		var want string
 		wantErr := json.Unmarshal([]byte(in), &want)
 		got, ok := plainString([]byte(in))
-		if ok && (wantErr != nil || got != want) {
+		if ok && (wantErr != nil || string(got) != want) {
 			t.Errorf("plainString(%q) = %q; json.Unmarshal gives %q, %v", in, got, want, wantErr)
 		}
 		v, err := parseString("string", json.RawMessage(in))
-		if (err == nil) != (wantErr == nil) || (err == nil && v.str != want) {
-			t.Errorf("parseString(%q) = %q, %v; json.Unmarshal gives %q, %v", in, v.str, err, want, wantErr)
+		if (err == nil) != (wantErr == nil) || (err == nil && (string(v.text) != want || string(v.canon) != want)) {
+			t.Errorf("parseString(%q) = %q, %v; json.Unmarshal gives %q, %v", in, v.text, err, want, wantErr)
+		}
+	}
+}
+
+// TestTransformAllocations pins the allocations of the transforms that
+// transfers run on every record: the result alone for tokens, age bands and
+// networks (us-analytics), the result and nothing else for a compact
+// location's grid cell (ch-research).
+func TestTransformAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or -race")
+	}
+	tr := newTestTransformer(t)
+	cases := slices.Clone(usAnalyticsRecord)
+	cases = append(cases, usAnalyticsRecord[0])
+	cases[len(cases)-1].field.Name, cases[len(cases)-1].field.Method = "full_name", "siv"
+	cases = append(cases, usAnalyticsRecord[0])
+	cases[len(cases)-1].field = schema.Field{Name: "location", Type: "geo", Category: "location", Method: "geo-cell"}
+	cases[len(cases)-1].form, cases[len(cases)-1].value = Generalised, json.RawMessage(`{"lat":53.3498,"lon":-6.2603}`)
+	for _, c := range cases {
+		if _, err := tr.Transform(c.field, c.form, c.value, testScope, testNow); err != nil {
+			t.Fatal(err) // and warms the scope cache
+		}
+		n := testing.AllocsPerRun(200, func() { _, _ = tr.Transform(c.field, c.form, c.value, testScope, testNow) })
+		want := 1.0
+		if c.field.Method == "siv" {
+			want = 8 // tink's own: the ciphertext, CTR and CMAC states
+		}
+		if n > want {
+			t.Errorf("Transform of %s in form %s allocates %v times, want at most %v", c.field.Name, c.form, n, want)
 		}
 	}
 }
