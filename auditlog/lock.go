@@ -34,3 +34,11 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// Lock takes the lock that Open holds on the log in dir (Options.Dir), for
+// tools that must not run while a server has the log open, such as
+// rebuilding the indexes derived from it. It fails at once if the log is in
+// use. Close the returned file to release the lock.
+func Lock(dir string) (*os.File, error) {
+	return lockDir(dir + string(os.PathSeparator) + "journal")
+}

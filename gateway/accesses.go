@@ -209,23 +209,12 @@ func (g *Gateway) Close() error {
 // access index: reads, writes and erasures of a subject. Re-identification
 // entries name a token, not a subject, and are left out.
 func (g *Gateway) indexAccess(e *auditlog.Entry, idx uint64) {
-	if g.accesses == nil || e.Subject == "" || e.Actor == nil {
+	if g.accesses == nil {
 		return
 	}
-	switch e.Kind {
-	case auditlog.KindDecision, auditlog.KindWrite, auditlog.KindErase:
-	default:
-		return
+	if it, ok := subjectindex.ItemFromEntry(idx, e); ok {
+		g.accesses.enqueue(it)
 	}
-	it := subjectindex.Item{Index: idx, Subject: e.Subject, Time: e.Time, Kind: string(e.Kind), Decision: string(e.Decision),
-		ActorType: e.Actor.Type, Roles: e.Actor.Roles, Country: e.Actor.Country, Purpose: e.Purpose, Status: e.Status}
-	if len(e.Fields) > 0 {
-		it.Fields = make([]subjectindex.Field, len(e.Fields))
-		for i, f := range e.Fields {
-			it.Fields[i] = subjectindex.Field{Name: f.Name, Form: f.Form}
-		}
-	}
-	g.accesses.enqueue(it)
 }
 
 type accessAccessor struct {

@@ -32,6 +32,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cloverenclave/clover/auditlog"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -426,4 +427,29 @@ func listEpoch(ctx context.Context, stmt *sql.Stmt, out []Item, epoch uint64, pr
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
 	return out, nil
+}
+
+// ItemFromEntry summarises entry e, at index idx of the log, for the index:
+// reads, writes and erasures of a subject by an authenticated caller. Other
+// entries (re-identifications name a token, not a subject; policy changes
+// and transfers name none) give false. The gateway indexes entries with it
+// as it logs them, and `clover log reindex` rebuilds the index with it.
+func ItemFromEntry(idx uint64, e *auditlog.Entry) (Item, bool) {
+	if e.Subject == "" || e.Actor == nil {
+		return Item{}, false
+	}
+	switch e.Kind {
+	case auditlog.KindDecision, auditlog.KindWrite, auditlog.KindErase:
+	default:
+		return Item{}, false
+	}
+	it := Item{Index: idx, Subject: e.Subject, Time: e.Time, Kind: string(e.Kind), Decision: string(e.Decision),
+		ActorType: e.Actor.Type, Roles: e.Actor.Roles, Country: e.Actor.Country, Purpose: e.Purpose, Status: e.Status}
+	if len(e.Fields) > 0 {
+		it.Fields = make([]Field, len(e.Fields))
+		for i, f := range e.Fields {
+			it.Fields[i] = Field{Name: f.Name, Form: f.Form}
+		}
+	}
+	return it, true
 }
