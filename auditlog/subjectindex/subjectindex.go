@@ -16,12 +16,17 @@
 // The index never stores the accessor's identity (the actor's sub or team):
 // only the roles, country and type of the caller, what was decided and
 // released, and why.
+//
+// A row's roles and released fields are compact blobs (see rows.go): field
+// names and roles interned in a small table of words, forms one code each.
+// Most of what a row of earlier versions held was its fields as JSON, and
+// every row costs the server its bytes written twice (write-ahead log, then
+// file). Files of earlier versions are converted when opened (migrate.go).
 package subjectindex
 
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -29,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -85,10 +91,32 @@ type Item struct {
 type Index struct {
 	path string
 	db   *sql.DB
+	// words is the words table as this process last saw it committed.
+	words atomic.Pointer[dict]
 }
 
-// schema is the index's table. time is unix microseconds, UTC; roles and
-// fields are JSON arrays.
+// tables are the index's tables. time is unix microseconds, UTC; roles and
+// fields are blobs of appendRoles and appendFields, whose words are those
+// of the table words.
+const tables = `CREATE TABLE IF NOT EXISTS accesses (
+	log_index  INTEGER NOT NULL PRIMARY KEY,
+	subject    TEXT    NOT NULL,
+	time       INTEGER NOT NULL,
+	kind       TEXT    NOT NULL,
+	decision   TEXT    NOT NULL,
+	actor_type TEXT    NOT NULL,
+	roles      BLOB    NOT NULL,
+	country    TEXT    NOT NULL,
+	purpose    TEXT    NOT NULL,
+	fields     BLOB    NOT NULL,
+	status     INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS words (
+	id   INTEGER NOT NULL PRIMARY KEY,
+	word TEXT    NOT NULL UNIQUE
+) STRICT`
+
+// indexSchema is the by-subject index, made once the tables are converted.
 //
 // The by-subject index is shaped for writing. Items arrive in log order
 // but name random subjects, so in an index of the whole pseudonym nearly
@@ -104,20 +132,7 @@ type Index struct {
 // the index also serves List's range and order. List reads the index one
 // epoch at a time. Files written before had an index of the whole
 // pseudonym, which Open replaces.
-const schema = `CREATE TABLE IF NOT EXISTS accesses (
-	log_index  INTEGER NOT NULL PRIMARY KEY,
-	subject    TEXT    NOT NULL,
-	time       INTEGER NOT NULL,
-	kind       TEXT    NOT NULL,
-	decision   TEXT    NOT NULL,
-	actor_type TEXT    NOT NULL,
-	roles      TEXT    NOT NULL,
-	country    TEXT    NOT NULL,
-	purpose    TEXT    NOT NULL,
-	fields     TEXT    NOT NULL,
-	status     INTEGER NOT NULL
-) STRICT;
-DROP INDEX IF EXISTS accesses_by_subject;
+const indexSchema = `DROP INDEX IF EXISTS accesses_by_subject;
 CREATE INDEX IF NOT EXISTS accesses_by_epoch_subject ON accesses (log_index >> 16, substr(subject, 1, 16))`
 
 // epochBits is the 16 of the schema's log_index >> 16: an epoch is 65,536
@@ -165,10 +180,33 @@ func Open(path string) (*Index, error) {
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if _, err := db.Exec(schema); err != nil {
-		return nil, errors.Join(fmt.Errorf("subjectindex: create schema in %s: %w", path, err), db.Close())
+	x := &Index{path: path, db: db}
+	x.words.Store(emptyDict)
+	ctx := context.Background()
+	if err := x.migrate(ctx); err != nil {
+		return nil, errors.Join(err, db.Close())
 	}
-	return &Index{path: path, db: db}, nil
+	if _, err := db.Exec(indexSchema); err != nil {
+		return nil, errors.Join(fmt.Errorf("subjectindex: create indexes in %s: %w", path, err), db.Close())
+	}
+	d, err := loadWords(ctx, db, emptyDict)
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	x.words.Store(d)
+	return x, nil
+}
+
+// install makes d, committed, the words the index encodes and decodes
+// with, unless another goroutine installed as many or more already (every
+// snapshot is a prefix of the table, which only grows).
+func (x *Index) install(d *dict) {
+	for {
+		cur := x.words.Load()
+		if len(cur.words) >= len(d.words) || x.words.CompareAndSwap(cur, d) {
+			return
+		}
+	}
 }
 
 // dsn is the URI of a connection: WAL, synchronous=NORMAL (see the package
@@ -218,10 +256,8 @@ func (x *Index) Add(ctx context.Context, items ...Item) (err error) {
 	if len(items) == 0 {
 		return nil
 	}
-	// Everything is encoded and checked first: a bad item fails the batch
-	// before the transaction starts.
-	args := make([]any, 0, len(items)*columns)
-	var buf []byte
+	// Everything is checked first: a bad item fails the batch before the
+	// transaction starts.
 	for _, it := range items {
 		if it.Index > math.MaxInt64 {
 			return fmt.Errorf("%w: log index %d out of range", ErrInvalidItem, it.Index)
@@ -233,12 +269,6 @@ func (x *Index) Add(ctx context.Context, items ...Item) (err error) {
 			// SQLite's substr and subjectPrefix would disagree on its prefix.
 			return fmt.Errorf("%w: item %d: the subject is not valid UTF-8", ErrInvalidItem, it.Index)
 		}
-		buf = appendRoles(buf[:0], it.Roles)
-		roles := string(buf)
-		buf = appendFields(buf[:0], it.Fields)
-		fields := string(buf)
-		args = append(args, int64(it.Index), it.Subject, it.Time.UTC().UnixMicro(), it.Kind, it.Decision,
-			it.ActorType, roles, it.Country, it.Purpose, fields, it.Status)
 	}
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -251,29 +281,75 @@ func (x *Index) Add(ctx context.Context, items ...Item) (err error) {
 			}
 		}
 	}()
+	d, err := insert(ctx, tx, x.words.Load(), items)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("subjectindex: commit: %w", err)
+	}
+	x.install(d)
+	return nil
+}
+
+// insert writes items in tx, rowsPerInsert rows per statement (which
+// saves most of database/sql's work per row), encoded with base or, if
+// they have words to intern, with base and those words, which it returns.
+func insert(ctx context.Context, tx *sql.Tx, base *dict, items []Item) (*dict, error) {
+	d := base
+	buf, ends, missed := encode(d, items)
+	if missed && len(d.words) < maxWords {
+		var err error
+		if d, err = intern(ctx, tx, base, items); err != nil {
+			return nil, err
+		}
+		buf, ends, _ = encode(d, items)
+	}
+	args := make([]any, 0, len(items)*columns)
+	start := 0
+	for i, it := range items {
+		roles, fields := buf[start:ends[2*i]:ends[2*i]], buf[ends[2*i]:ends[2*i+1]:ends[2*i+1]]
+		start = ends[2*i+1]
+		args = append(args, int64(it.Index), it.Subject, it.Time.UTC().UnixMicro(), it.Kind, it.Decision,
+			it.ActorType, roles, it.Country, it.Purpose, fields, it.Status)
+	}
 	if full := len(items) / rowsPerInsert; full > 0 {
 		stmt, err := tx.PrepareContext(ctx, insertFull)
 		if err != nil {
-			return fmt.Errorf("subjectindex: prepare insert: %w", err)
+			return nil, fmt.Errorf("subjectindex: prepare insert: %w", err)
 		}
 		defer stmt.Close()
 		for i := range full {
 			chunk := args[i*rowsPerInsert*columns : (i+1)*rowsPerInsert*columns]
 			if _, err := stmt.ExecContext(ctx, chunk...); err != nil {
-				return fmt.Errorf("subjectindex: insert items %d to %d: %w", items[i*rowsPerInsert].Index, items[(i+1)*rowsPerInsert-1].Index, err)
+				return nil, fmt.Errorf("subjectindex: insert items %d to %d: %w", items[i*rowsPerInsert].Index, items[(i+1)*rowsPerInsert-1].Index, err)
 			}
 		}
 	}
 	if rest := len(items) % rowsPerInsert; rest > 0 {
 		first := len(items) - rest
 		if _, err := tx.ExecContext(ctx, insertStatement(rest), args[first*columns:]...); err != nil {
-			return fmt.Errorf("subjectindex: insert items %d to %d: %w", items[first].Index, items[len(items)-1].Index, err)
+			return nil, fmt.Errorf("subjectindex: insert items %d to %d: %w", items[first].Index, items[len(items)-1].Index, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("subjectindex: commit: %w", err)
+	return d, nil
+}
+
+// encode encodes the roles and fields of items with d into one buffer
+// (every row's two blobs end at ends[2i] and ends[2i+1]), and reports
+// whether it wrote inline a word that could be interned.
+func encode(d *dict, items []Item) (buf []byte, ends []int, missed bool) {
+	buf = make([]byte, 0, len(items)*32)
+	ends = make([]int, 0, 2*len(items))
+	for _, it := range items {
+		var m1, m2 bool
+		buf, m1 = appendRoles(buf, d, it.Roles)
+		ends = append(ends, len(buf))
+		buf, m2 = appendFields(buf, d, it.Fields)
+		ends = append(ends, len(buf))
+		missed = missed || m1 || m2
 	}
-	return nil
+	return buf, ends, missed
 }
 
 // columns is the number of columns of a row of accesses.
@@ -298,67 +374,6 @@ func insertStatement(n int) string {
 		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
 	}
 	return b.String()
-}
-
-// appendRoles appends roles as a JSON array of strings.
-func appendRoles(b []byte, roles []string) []byte {
-	b = append(b, '[')
-	for i, r := range roles {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, r)
-	}
-	return append(b, ']')
-}
-
-// appendFields appends fields as a JSON array of {"name":…,"form":…}, as
-// encoding/json writes them.
-func appendFields(b []byte, fields []Field) []byte {
-	b = append(b, '[')
-	for i, f := range fields {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"name":`...)
-		b = appendJSONString(b, f.Name)
-		b = append(b, `,"form":`...)
-		b = appendJSONString(b, f.Form)
-		b = append(b, '}')
-	}
-	return append(b, ']')
-}
-
-// appendJSONString appends s as a JSON string. Quotes, backslashes and
-// control characters are escaped and invalid UTF-8 becomes U+FFFD, so that
-// List decodes every string it stored (HTML characters are left as they
-// are, which JSON allows).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, "\\ufffd"...)
-		} else {
-			b = append(b, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(b, '"')
 }
 
 // List returns at most limit items of the subject with the pseudonym
@@ -391,34 +406,49 @@ func (x *Index) List(ctx context.Context, subject string, limit int, from uint64
 	prefix := subjectPrefix(subject)
 	var out []Item
 	for epoch := from >> epochBits; epoch <= uint64(last.Int64)>>epochBits && len(out) < limit; epoch++ {
-		if out, err = listEpoch(ctx, stmt, out, epoch, prefix, subject, from, limit-len(out)); err != nil {
+		if out, err = x.listEpoch(ctx, conn, stmt, out, epoch, prefix, subject, from, limit-len(out)); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// listEpoch appends to out the subject's items of one epoch.
-func listEpoch(ctx context.Context, stmt *sql.Stmt, out []Item, epoch uint64, prefix, subject string, from uint64, limit int) ([]Item, error) {
+// listEpoch appends to out the subject's items of one epoch, read with
+// stmt, prepared on conn.
+func (x *Index) listEpoch(ctx context.Context, conn *sql.Conn, stmt *sql.Stmt, out []Item, epoch uint64, prefix, subject string, from uint64, limit int) ([]Item, error) {
 	rows, err := stmt.QueryContext(ctx, int64(epoch), prefix, subject, int64(from), limit)
 	if err != nil {
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
 	defer rows.Close()
+	d := x.words.Load()
 	for rows.Next() {
 		var (
 			idx, micros   int64
-			roles, fields string
+			roles, fields sql.RawBytes
 		)
 		it := Item{Subject: subject}
 		if err := rows.Scan(&idx, &micros, &it.Kind, &it.Decision, &it.ActorType, &roles, &it.Country, &it.Purpose, &fields, &it.Status); err != nil {
 			return nil, fmt.Errorf("subjectindex: list: %w", err)
 		}
 		it.Index, it.Time = uint64(idx), time.UnixMicro(micros).UTC()
-		if err := json.Unmarshal([]byte(roles), &it.Roles); err != nil {
+		if it.Roles, err = decodeRoles(roles, d); errors.Is(err, errUnknownWord) {
+			// Words added by another connection since d was loaded.
+			if d, err = x.reloadWords(ctx, conn, d); err != nil {
+				return nil, err
+			}
+			it.Roles, err = decodeRoles(roles, d)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("subjectindex: item %d: roles: %w", idx, err)
 		}
-		if err := json.Unmarshal([]byte(fields), &it.Fields); err != nil {
+		if it.Fields, err = decodeFields(fields, d); errors.Is(err, errUnknownWord) {
+			if d, err = x.reloadWords(ctx, conn, d); err != nil {
+				return nil, err
+			}
+			it.Fields, err = decodeFields(fields, d)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("subjectindex: item %d: fields: %w", idx, err)
 		}
 		out = append(out, it)
@@ -427,6 +457,20 @@ func listEpoch(ctx context.Context, stmt *sql.Stmt, out []Item, epoch uint64, pr
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
 	return out, nil
+}
+
+// reloadWords returns d with the words added to the table since, read
+// with conn, and installs it. A row's words are committed with it, so the
+// snapshot of the read that found the row has them. (conn is List's own:
+// another of the pool's could be long in coming when every one is held by
+// a List.)
+func (x *Index) reloadWords(ctx context.Context, conn *sql.Conn, d *dict) (*dict, error) {
+	d, err := loadWords(ctx, conn, d)
+	if err != nil {
+		return nil, err
+	}
+	x.install(d)
+	return d, nil
 }
 
 // ItemFromEntry summarises entry e, at index idx of the log, for the index:

@@ -2,7 +2,6 @@ package subjectindex
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"os"
@@ -321,25 +320,4 @@ func TestRolesAndFieldsRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, got[0]); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-}
-
-// FuzzAppendJSONString checks that appendJSONString writes JSON that
-// encoding/json decodes to what encoding/json would have encoded.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "support", `a"b\c`, "\x00\x1f\x7f", "é\u2028\u2029", "\xff\xfe", "<script>"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var got, want string
-		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
-			t.Fatalf("appendJSONString(%q) is not a JSON string: %v", s, err)
-		}
-		std, _ := json.Marshal(s)
-		if err := json.Unmarshal(std, &want); err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Errorf("appendJSONString(%q) decodes to %q, encoding/json's to %q", s, got, want)
-		}
-	})
 }
