@@ -106,8 +106,8 @@ func WithClock(now func() time.Time) Option { return func(v *Vault) { v.now = no
 // WithRand sets the source of randomness for keys, nonces and handles.
 func WithRand(r io.Reader) Option { return func(v *Vault) { v.rand = r } }
 
-// WithCache keeps up to maxBytes of recently read sealed records and their
-// data keys in memory, so that repeated reads skip storage. 0 disables it.
+// WithCache keeps up to maxBytes of recently read records in memory, so
+// that repeated reads skip storage, decryption and decoding. 0 disables it.
 func WithCache(maxBytes int64) Option { return func(v *Vault) { v.cache = newRecordCache(maxBytes) } }
 
 // New builds a vault over the enclave's sites; every site of the enclave
@@ -144,9 +144,9 @@ func (v *Vault) lock(id string) func() {
 	m.Lock()
 	gen := v.gens.of(h)
 	gen.Add(1)
-	v.cache.drop(h, id)
+	v.cache.drop(h)
 	return func() {
-		v.cache.drop(h, id)
+		v.cache.drop(h)
 		gen.Add(1)
 		m.Unlock()
 	}
@@ -286,8 +286,8 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 		return Record{}, ErrBadID
 	}
 	h := maphash.String(v.seed, id)
-	if c, ok := v.cache.get(h, id); ok {
-		return c.rec, nil
+	if rec, ok := v.cache.get(h, id); ok {
+		return rec, nil
 	}
 	gen := v.gens.of(h)
 	before := gen.Load()
@@ -312,32 +312,31 @@ func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
 		if err != nil {
 			return Record{}, fmt.Errorf("vault: unwrap data key at %s: %w", name, err)
 		}
-		rec, n, err := v.open(id, name, dk, sealed)
+		rec, err := v.open(id, name, dk, sealed)
 		rec.Handle = k.Handle
 		if err == nil {
-			v.cache.put(h, id, cachedRecord{rec: rec, bytes: int64(n)}, gen, before)
+			v.cache.put(h, id, rec, gen, before)
 		}
 		return rec, err
 	}
 	return Record{}, ErrNotFound
 }
 
-// open decrypts and decodes a sealed record read from a site, and returns
-// it with the size of its plaintext.
-func (v *Vault) open(id, site string, dk []byte, sealed store.Sealed) (Record, int, error) {
+// open decrypts and decodes a sealed record read from a site.
+func (v *Vault) open(id, site string, dk []byte, sealed store.Sealed) (Record, error) {
 	raw, err := keys.Open(dk, sealed.Ciphertext, keys.RecordAAD(site, id))
 	if err != nil {
-		return Record{}, 0, fmt.Errorf("vault: open record at %s: %w", site, err)
+		return Record{}, fmt.Errorf("vault: open record at %s: %w", site, err)
 	}
 	var pt plaintext
 	if err := json.Unmarshal(raw, &pt); err != nil || pt.V != 1 {
-		return Record{}, 0, fmt.Errorf("vault: record at %s has an unknown encoding", site)
+		return Record{}, fmt.Errorf("vault: record at %s has an unknown encoding", site)
 	}
 	home := site
 	if pl, err := v.enc.Place(pt.Country); err == nil {
 		home = pl.Home
 	}
-	return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: sealed.Updated}, len(raw), nil
+	return Record{ID: id, Site: home, Country: pt.Country, Fields: pt.Fields, Updated: sealed.Updated}, nil
 }
 
 // Erase destroys the subject's data keys at every site, then its records,

@@ -454,24 +454,6 @@ func TestValidID(t *testing.T) {
 	}
 }
 
-func TestCacheStaysWithinItsBound(t *testing.T) {
-	c := newRecordCache(64 * 4096)
-	var gen atomic.Uint64
-	rec := cachedRecord{rec: Record{Fields: map[string]json.RawMessage{"a": nil}}, bytes: 1000}
-	for i := range 10000 {
-		id := fmt.Sprintf("s-%d", i)
-		c.put(uint64(i), id, rec, &gen, 0)
-	}
-	total, n := int64(0), 0
-	for i := range c.shards {
-		total += c.shards[i].bytes
-		n += len(c.shards[i].m)
-	}
-	if total > 64*4096 || n == 0 {
-		t.Fatalf("cache holds %d bytes in %d entries, bound %d", total, n, 64*4096)
-	}
-}
-
 func TestHandleIsStableAndErased(t *testing.T) {
 	f := newFixture(t, enclave.Default())
 	ctx := context.Background()
