@@ -18,28 +18,7 @@ import (
 func TestGroupCommitConcurrent(t *testing.T) {
 	l := openLog(t, testOptions(t, t.TempDir()))
 	const appenders, each = 64, 40
-	var mu sync.Mutex
-	byIndex := map[uint64][]byte{}
-	var wg sync.WaitGroup
-	for g := range appenders {
-		wg.Go(func() {
-			for i := range each {
-				e := testEntry(t, g*each+i)
-				idx, err := l.Append(context.Background(), e)
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				mu.Lock()
-				if _, dup := byIndex[idx]; dup {
-					t.Errorf("index %d given twice", idx)
-				}
-				byIndex[idx] = e
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	byIndex := appendConcurrently(t, l, appenders, each)
 	const n = appenders * each
 	if len(byIndex) != n {
 		t.Fatalf("%d indexes for %d appends", len(byIndex), n)
@@ -511,4 +490,34 @@ func TestIndexesSortedUnderLoad(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// appendConcurrently appends appenders*each distinct test entries from
+// appenders goroutines and returns them by the index each was given,
+// failing the test if an index is given twice.
+func appendConcurrently(t *testing.T, l *Log, appenders, each int) map[uint64][]byte {
+	t.Helper()
+	var mu sync.Mutex
+	byIndex := map[uint64][]byte{}
+	var wg sync.WaitGroup
+	for g := range appenders {
+		wg.Go(func() {
+			for i := range each {
+				e := testEntry(t, g*each+i)
+				idx, err := l.Append(context.Background(), e)
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				mu.Lock()
+				if _, dup := byIndex[idx]; dup {
+					t.Errorf("index %d given twice", idx)
+				}
+				byIndex[idx] = e
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return byIndex
 }

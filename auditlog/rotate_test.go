@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -116,28 +115,7 @@ func TestRotationUnderConcurrentAppends(t *testing.T) {
 	opts.JournalKeepSegments = 1 << 20 // keep them all to read them back
 	l := openLog(t, opts)
 	const appenders, each = 64, 40
-	var mu sync.Mutex
-	byIndex := map[uint64][]byte{}
-	var wg sync.WaitGroup
-	for g := range appenders {
-		wg.Go(func() {
-			for i := range each {
-				e := testEntry(t, g*each+i)
-				idx, err := l.Append(context.Background(), e)
-				if err != nil {
-					t.Errorf("Append: %v", err)
-					return
-				}
-				mu.Lock()
-				if _, dup := byIndex[idx]; dup {
-					t.Errorf("index %d given twice", idx)
-				}
-				byIndex[idx] = e
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	byIndex := appendConcurrently(t, l, appenders, each)
 	const n = appenders * each
 	waitIntegrated(t, l, n-1)
 	st := l.Stats()
