@@ -18,6 +18,9 @@ const maxReportItems = 1000
 // [from, to) into a report. Counters are kept per UTC day, so from and to
 // are whole days.
 func ReportData(ctx context.Context, st *incident.Store, key *witness.Key, from, to, now time.Time) (report.Data, error) {
+	if !from.Before(to) {
+		return report.Data{}, fmt.Errorf("the period is empty: from %s is not before to %s", from.Format(time.DateOnly), to.Format(time.DateOnly))
+	}
 	d := report.Data{Monitor: key.Name(), MonitorKey: key.NoteVerifierKey(), From: from.UTC(), To: to.UTC(), Generated: now.UTC(),
 		Counts: map[string]map[string]int64{}}
 	n, first, last, err := st.Checkpoints(ctx, from, to)
@@ -96,9 +99,6 @@ func ReportData(ctx context.Context, st *incident.Store, key *witness.Key, from,
 		if len(d.Probes.Recent) < 20 {
 			d.Probes.Recent = append(d.Probes.Recent, report.Probe{Started: p.Started.UTC(), Outcome: p.Outcome, Status: p.Status, LogIndex: p.LogIndex})
 		}
-	}
-	if !from.Before(to) {
-		return d, fmt.Errorf("the period is empty: from %s is not before to %s", from.Format(time.DateOnly), to.Format(time.DateOnly))
 	}
 	return d, nil
 }
