@@ -60,6 +60,7 @@ type journal struct {
 	buf  []byte
 
 	durable  atomic.Uint64 // number of durable records (= next, published)
+	syncs    atomic.Uint64 // groups written and synced since start
 	curBytes atomic.Int64  // size, published for Stats
 
 	segMu    sync.Mutex
@@ -216,6 +217,7 @@ func (j *journal) commit(g *group) bool {
 	j.size += written
 	j.curBytes.Store(j.size)
 	j.durable.Store(j.next)
+	j.syncs.Add(1)
 	j.onDurable(g.first, g.entries)
 	close(g.done)
 	j.mu.Lock()

@@ -459,12 +459,13 @@ type Stats struct {
 	Integrated      uint64 // entries in the tree (not all in a checkpoint yet)
 	JournalSegments int    // segment files of the journal on disk
 	JournalBytes    int64  // their total size
+	JournalSyncs    uint64 // group commits (one write and one fdatasync each) since Open
 	Err             error  // why the log failed, or nil
 }
 
 // Stats returns the log's state, e.g. for metrics and health checks.
 func (l *Log) Stats() Stats {
-	s := Stats{Durable: l.journal.durable.Load(), Integrated: l.integrated.Load(), Err: l.journal.failed()}
+	s := Stats{Durable: l.journal.durable.Load(), Integrated: l.integrated.Load(), JournalSyncs: l.journal.syncs.Load(), Err: l.journal.failed()}
 	s.JournalSegments, s.JournalBytes = l.journal.segmentStats()
 	if p := l.failure.Load(); p != nil {
 		s.Err = *p

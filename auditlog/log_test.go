@@ -47,6 +47,10 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	if s := l.Stats(); s.Durable != n || s.Integrated != n || s.Err != nil {
 		t.Fatalf("Stats = %+v", s)
 	}
+	// Every group commit made at least one entry durable, and there was one.
+	if s := l.Stats(); s.JournalSyncs == 0 || s.JournalSyncs > n {
+		t.Fatalf("JournalSyncs = %d for %d entries", s.JournalSyncs, n)
+	}
 }
 
 func TestProofsForEveryIndex(t *testing.T) {

@@ -420,5 +420,8 @@ func registerLogMetrics(m *gateway.Metrics, l *auditlog.Log) {
 			func(s auditlog.Stats) float64 { return float64(s.JournalSegments) }),
 		gauge("clover_audit_log_journal_bytes", "Bytes of the journal's segments on disk.",
 			func(s auditlog.Stats) float64 { return float64(s.JournalBytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "clover_audit_log_journal_syncs_total",
+			Help: "Group commits of the journal (one write and one fdatasync each); durable entries over this is the mean group size."},
+			func() float64 { return float64(l.Stats().JournalSyncs) }),
 	)
 }
