@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,8 +43,20 @@ func run() error {
 		every    = flag.Int("sample", 50, "measure the time to a checkpoint of every n-th append")
 		batchAge = flag.Duration("batch-age", 0, "tessera batch age (default: the log's)")
 		cpEvery  = flag.Duration("checkpoint-interval", 0, "checkpoint interval (default: the log's)")
+		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "logbench-")
 		if err != nil {
