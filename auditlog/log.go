@@ -81,6 +81,13 @@ type Options struct {
 	// JournalKeepSegments is how many segments the journal keeps after they
 	// could be deleted, newest first (default 0: none).
 	JournalKeepSegments int
+	// JournalSyncInterval is the least time from the start of one group
+	// commit (a write and an fdatasync) to the start of the next while
+	// appends keep coming (default DefaultJournalSyncInterval; negative:
+	// none, commits back to back). A longer interval means fewer, larger
+	// syncs and less CPU, and adds up to the interval to an append's
+	// latency under load; an append after a quiet spell does not wait.
+	JournalSyncInterval time.Duration
 
 	// Test hooks.
 	wrapJournal func(journalFile) journalFile // wraps the journal file
@@ -97,6 +104,10 @@ const (
 	DefaultShutdownTimeout     = 10 * time.Second
 	DefaultWitnessTimeout      = 5 * time.Second
 	DefaultJournalSegmentBytes = 64 << 20
+	DefaultJournalSyncInterval = 2 * time.Millisecond
+	// MaxJournalSyncInterval is the largest JournalSyncInterval accepted:
+	// every append under load may wait that long.
+	MaxJournalSyncInterval = 50 * time.Millisecond
 	// MinJournalSegmentBytes is the smallest JournalSegmentBytes accepted.
 	MinJournalSegmentBytes = 64 << 10
 )
@@ -116,6 +127,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&o.WitnessTimeout, DefaultWitnessTimeout)
 	setDefault(&o.JournalSegmentBytes, DefaultJournalSegmentBytes)
+	setDefault(&o.JournalSyncInterval, DefaultJournalSyncInterval)
 	if o.WitnessQuorum == 0 {
 		o.WitnessQuorum = len(o.Witnesses)
 	}
@@ -152,6 +164,9 @@ func (o Options) Validate() error {
 	}
 	if o.JournalKeepSegments < 0 {
 		errs = append(errs, fmt.Errorf("auditlog: JournalKeepSegments %d is negative", o.JournalKeepSegments))
+	}
+	if o.JournalSyncInterval > MaxJournalSyncInterval {
+		errs = append(errs, fmt.Errorf("auditlog: JournalSyncInterval %v is above %v", o.JournalSyncInterval, MaxJournalSyncInterval))
 	}
 	if o.CheckpointInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("auditlog: CheckpointInterval %v is below 100ms", o.CheckpointInterval))
@@ -370,7 +385,7 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 	l.integrated.Store(size)
 
 	l.journal = newJournal(segments, segments.journalFile(scan.file), scan.segments, scan.next,
-		o.JournalSegmentBytes, o.MaxPending, l.onDurable, o.Logger)
+		o.JournalSegmentBytes, o.MaxPending, o.JournalSyncInterval, l.onDurable, o.Logger)
 	if scan.next > size {
 		o.Logger.Info("auditlog: recovering entries missing from the tree", "from", size, "to", scan.next)
 	}

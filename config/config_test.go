@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -80,6 +81,29 @@ enclave:
 	}
 }
 
+// TestJournalSyncInterval reads the interval as a Go duration and prints it
+// back as one, so that `config print` output parses to the same value.
+func TestJournalSyncInterval(t *testing.T) {
+	c, err := Parse([]byte("audit_log:\n  journal_sync_interval: 5ms\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditLog.JournalSyncInterval != 5*time.Millisecond {
+		t.Fatalf("JournalSyncInterval = %v, want 5ms", c.AuditLog.JournalSyncInterval)
+	}
+	out, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "journal_sync_interval: 5ms") {
+		t.Errorf("printed configuration lacks the interval as a duration:\n%s", out)
+	}
+	back, err := Parse(out, "printed.yaml")
+	if err != nil || back.AuditLog.JournalSyncInterval != 5*time.Millisecond {
+		t.Fatalf("printed interval parses back as %v, %v", back.AuditLog.JournalSyncInterval, err)
+	}
+}
+
 func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 	cases := map[string]struct {
 		in   string
@@ -110,6 +134,9 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 			`c.yaml:5: audit_log.witnesses[0].key: key is not a cosignature/v1 verifier key`},
 		"small segments": {"audit_log:\n  journal_segment_bytes: 1000\n", `c.yaml:2: audit_log.journal_segment_bytes: 1000 is below the minimum`},
 		"negative keep":  {"audit_log:\n  journal_keep_segments: -1\n", `c.yaml:2: audit_log.journal_keep_segments: -1 must not be negative`},
+		"sync interval":  {"audit_log:\n  journal_sync_interval: 1s\n", `c.yaml:2: audit_log.journal_sync_interval: 1s is outside 0..50ms (0 means the default, 2ms)`},
+		"sync negative":  {"audit_log:\n  journal_sync_interval: -1ms\n", `c.yaml:2: audit_log.journal_sync_interval: -1ms is outside 0..50ms (0 means the default, 2ms)`},
+		"sync not time":  {"audit_log:\n  journal_sync_interval: soon\n", `c.yaml:2`},
 		"witness quorum": {"audit_log:\n  witness_quorum: 2\n", `c.yaml:2: audit_log.witness_quorum: 2 is outside 0..0`},
 		"dup purpose":    {"policy:\n  purposes: [support, support]\n", `policy.purposes[1]: purpose "support" is listed twice`},
 	}

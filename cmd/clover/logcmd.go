@@ -29,6 +29,7 @@ func logOptions(cfg *config.Config) auditlog.Options {
 
 		JournalSegmentBytes: cfg.AuditLog.JournalSegmentBytes,
 		JournalKeepSegments: cfg.AuditLog.JournalKeepSegments,
+		JournalSyncInterval: cfg.AuditLog.JournalSyncInterval,
 	}
 	for _, w := range cfg.AuditLog.Witnesses {
 		o.Witnesses = append(o.Witnesses, auditlog.Witness{Name: w.Name, URL: w.URL, Key: w.Key})

@@ -43,6 +43,7 @@ func run() error {
 		every    = flag.Int("sample", 50, "measure the time to a checkpoint of every n-th append")
 		batchAge = flag.Duration("batch-age", 0, "tessera batch age (default: the log's)")
 		cpEvery  = flag.Duration("checkpoint-interval", 0, "checkpoint interval (default: the log's)")
+		syncIvl  = flag.Duration("sync-interval", 0, "journal sync interval (default: the log's; negative: none)")
 		cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	)
 	flag.Parse()
@@ -67,12 +68,13 @@ func run() error {
 	}
 	ctx := context.Background()
 	l, err := auditlog.Open(ctx, auditlog.Options{
-		Dir:                filepath.Join(*dir, "log"),
-		Origin:             "clover.example/bench",
-		SignerKeyFile:      filepath.Join(*dir, "log-signer.key"),
-		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		BatchAge:           *batchAge,
-		CheckpointInterval: *cpEvery,
+		Dir:                 filepath.Join(*dir, "log"),
+		Origin:              "clover.example/bench",
+		SignerKeyFile:       filepath.Join(*dir, "log-signer.key"),
+		Logger:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BatchAge:            *batchAge,
+		CheckpointInterval:  *cpEvery,
+		JournalSyncInterval: *syncIvl,
 	})
 	if err != nil {
 		return err
