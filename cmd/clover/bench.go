@@ -471,7 +471,18 @@ type serverReport struct {
 	Routes   []routeReport `json:"routes,omitempty"`
 	Store    []storeReport `json:"store,omitempty"`
 	CPU      *cpuReport    `json:"cpu,omitempty"`
+	Log      *logReport    `json:"log,omitempty"`
 	Requests float64       `json:"requests"`
+}
+
+// logReport is the audit log over the measured period: the entries made
+// durable, the journal's group commits (syncs) that did it, and how far the
+// tree was behind the journal at the end.
+type logReport struct {
+	Entries        float64 `json:"entries"`
+	Syncs          float64 `json:"syncs"`
+	EntriesPerSync float64 `json:"entries_per_sync"`
+	TreeBehind     float64 `json:"tree_behind"`
 }
 
 type routeReport struct {
@@ -612,6 +623,14 @@ func serverFigures(before, after loadgen.Samples, elapsed time.Duration) *server
 			}
 		}
 	}
+	if entries := delta("clover_audit_log_durable_entries", nil); entries > 0 {
+		lr := &logReport{Entries: entries, Syncs: delta("clover_audit_log_journal_syncs_total", nil),
+			TreeBehind: after.Sum("clover_audit_log_durable_entries", nil) - after.Sum("clover_audit_log_integrated_entries", nil)}
+		if lr.Syncs > 0 {
+			lr.EntriesPerSync = entries / lr.Syncs
+		}
+		sr.Log = lr
+	}
 	if after.Sum("process_cpu_seconds_total", nil) > 0 {
 		c := cpuFigures(delta("process_cpu_seconds_total", nil), elapsed, sr.Requests)
 		c.Note = "the server process, from process_cpu_seconds_total"
@@ -740,6 +759,10 @@ func (rep *benchReport) printTable(w io.Writer) {
 				}
 			}
 			tw.Flush()
+			if l := s.Log; l != nil {
+				fmt.Fprintf(w, "  audit log    %s entries durable in %s syncs (%.1f per sync); the tree %s entries behind at the end\n",
+					group(int64(l.Entries)), group(int64(l.Syncs)), l.EntriesPerSync, group(int64(l.TreeBehind)))
+			}
 			if c := s.CPU; c != nil {
 				fmt.Fprintf(w, "  server CPU   %.1fs = %.2f cores, %.0f µs per request\n", c.CPUSeconds, c.Cores, c.MicrosPerRequest)
 			}

@@ -152,6 +152,10 @@ func TestSeedAndBenchEndToEnd(t *testing.T) {
 				Route    string
 				Requests float64
 			}
+			Log struct {
+				Entries, Syncs float64
+				EntriesPerSync float64 `json:"entries_per_sync"`
+			}
 		}
 		Machine struct{ CPUs int }
 	}
@@ -169,6 +173,13 @@ func TestSeedAndBenchEndToEnd(t *testing.T) {
 	}
 	if served < 400 {
 		t.Errorf("the server counted %v subject requests during the run, want at least 400", served)
+	}
+	// Every request was logged; the syncs made them durable, at least one each.
+	if l := rep.Server.Log; l.Entries < 400 || l.Syncs < 1 || l.Syncs > l.Entries || l.EntriesPerSync != l.Entries/l.Syncs {
+		t.Errorf("the report's audit log figures: %+v", l)
+	}
+	if !strings.Contains(out, "entries durable in") {
+		t.Errorf("the bench table lacks the audit log's line:\n%s", out)
 	}
 
 	// Reads of some fields only; JSON to stdout, the table to stderr.
