@@ -199,7 +199,7 @@ func (j *journal) run() {
 			j.mu.Unlock()
 			j.pauses.Add(1)
 			time.Sleep(wait)
-			j.mu.Lock()
+			continue // the journal may have failed or closed meanwhile: look again
 		}
 		g := j.queue[0]
 		j.queue[0] = nil

@@ -2,7 +2,10 @@ package auditlog
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -68,6 +71,47 @@ func TestJournalNoPacing(t *testing.T) {
 	appendConcurrently(t, l, 16, 20)
 	if p := l.journal.pauses.Load(); p != 0 {
 		t.Fatalf("the writer paused %d times with pacing off", p)
+	}
+}
+
+// TestJournalFailsWhilePaused: a failure while the writer waits for the
+// interval (with a 50 ms interval and a stream of appends it nearly always
+// is) fails the waiting appends, and the writer exits cleanly.
+func TestJournalFailsWhilePaused(t *testing.T) {
+	opts := testOptions(t, t.TempDir())
+	opts.JournalSyncInterval = MaxJournalSyncInterval
+	l := openLog(t, opts)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var unexpected atomic.Value
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				_, err := l.Append(ctx, testEntry(t, 1000*w+i))
+				if err != nil {
+					if !errors.Is(err, ErrUnavailable) {
+						unexpected.Store(err)
+					}
+					return
+				}
+			}
+		})
+	}
+	for l.journal.pauses.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	l.journal.setErr(fmt.Errorf("%w: injected failure", ErrUnavailable))
+	wg.Wait()
+	if err := unexpected.Load(); err != nil {
+		t.Fatalf("an append failed otherwise: %v", err)
+	}
+	select {
+	case <-l.journal.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not exit after the failure")
+	}
+	if _, err := l.Append(ctx, testEntry(t, 99999)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("append after the failure: %v", err)
 	}
 }
 
