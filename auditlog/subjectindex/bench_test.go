@@ -21,14 +21,7 @@ func BenchmarkAdd(b *testing.B) {
 	}
 	defer x.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
-	names := make([]string, subjects)
-	for i := range names {
-		var h [32]byte
-		for j := range h {
-			h[j] = byte(rng.Uint32())
-		}
-		names[i] = hex.EncodeToString(h[:])
-	}
+	names := randomPseudonyms(rng, subjects)
 	var next uint64
 	items := make([]Item, batch)
 	fill := func() {
@@ -66,4 +59,17 @@ func BenchmarkAdd(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(fi.Size())/float64(next), "B/row")
+}
+
+// randomPseudonyms returns n random pseudonyms (64 hex digits) from rng.
+func randomPseudonyms(rng *rand.Rand, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		var h [32]byte
+		for j := range h {
+			h[j] = byte(rng.Uint32())
+		}
+		names[i] = hex.EncodeToString(h[:])
+	}
+	return names
 }

@@ -2,7 +2,6 @@ package subjectindex
 
 import (
 	"context"
-	"encoding/hex"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -54,14 +53,7 @@ func benchLayout(b *testing.B, columns string, values func(subject string) []any
 	insert := `INSERT INTO layout VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", perInsert), ",")
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	names := make([]string, subjects)
-	for i := range names {
-		var h [32]byte
-		for j := range h {
-			h[j] = byte(rng.Uint32())
-		}
-		names[i] = hex.EncodeToString(h[:])
-	}
+	names := randomPseudonyms(rng, subjects)
 	type item struct {
 		subject string
 		index   uint64
