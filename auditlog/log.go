@@ -86,7 +86,8 @@ type Options struct {
 	// appends keep coming (default DefaultJournalSyncInterval; negative:
 	// none, commits back to back). A longer interval means fewer, larger
 	// syncs and less CPU, and adds up to the interval to an append's
-	// latency under load; an append after a quiet spell does not wait.
+	// latency under load; an append after a quiet spell, or one of a lone
+	// caller appending one entry after another, does not wait.
 	JournalSyncInterval time.Duration
 
 	// Test hooks.
