@@ -14,9 +14,17 @@ import (
 	"unicode/utf8"
 )
 
-// EntryVersion is the version of the entry format that Encode writes and
-// Decode accepts ("v" in the JSON).
-const EntryVersion = 1
+// EntryVersion is the version of the entry format that Encode writes ("v"
+// in the JSON). Decode reads it and every earlier one:
+//
+//   - 1: each released field an object of its own, {"name","form","policies"};
+//   - 2: consecutive fields with the same form and policies grouped into one
+//     object, {"names","form","policies"}. A read of twelve fields released
+//     under one policy took ~720 bytes of the entry's ~1,340 in version 1 and
+//     takes ~190 in version 2; the log's cost follows its bytes.
+//
+// Nothing else differs between them.
+const EntryVersion = 2
 
 // MaxEntrySize is the largest entry the log accepts, in bytes: the largest
 // a C2SP tlog-tiles entry bundle can hold (a big-endian uint16 length).
@@ -79,6 +87,10 @@ const (
 // Entry is one audit log entry. Encode gives its one canonical JSON form:
 // the fields in the order below, "v" first, empty optional fields left out.
 type Entry struct {
+	// Version is the format the entry is encoded in: 0 for EntryVersion,
+	// or the earlier version Decode read it in, so that Encode gives the
+	// entry's bytes again.
+	Version int `json:"-"`
 	// Time is when the request was decided; encoded in UTC, microseconds.
 	Time time.Time `json:"-"`
 	// RequestID ties the entry to the gateway's request log.
@@ -251,8 +263,12 @@ func Decode(b []byte) (*Entry, error) {
 
 // appendEntry appends the canonical encoding of e, which must be valid.
 func appendEntry(b []byte, e *Entry) []byte {
+	version := e.Version
+	if version == 0 {
+		version = EntryVersion
+	}
 	b = append(b, `{"v":`...)
-	b = strconv.AppendInt(b, EntryVersion, 10)
+	b = strconv.AppendInt(b, int64(version), 10)
 	b = append(b, `,"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, TimeLayout)
 	b = append(b, '"')
@@ -270,18 +286,10 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = appendOptional(b, `,"action":`, e.Action)
 	b = appendOptional(b, `,"subject":`, e.Subject)
 	b = appendOptional(b, `,"decision":`, string(e.Decision))
-	for i, f := range e.Fields {
-		if i == 0 {
-			b = append(b, `,"fields":[{"name":`...)
-		} else {
-			b = append(b, `},{"name":`...)
-		}
-		b = appendString(b, f.Name)
-		b = appendString(append(b, `,"form":`...), f.Form)
-		b = appendStrings(b, `,"policies":`, f.Policies)
-	}
-	if len(e.Fields) > 0 {
-		b = append(b, "}]"...)
+	if version == 1 {
+		b = appendFieldsV1(b, e.Fields)
+	} else {
+		b = appendFieldGroups(b, e.Fields)
 	}
 	b = appendOptional(b, `,"purpose":`, e.Purpose)
 	b = appendOptional(b, `,"justification":`, e.Justification)
@@ -351,6 +359,56 @@ func appendEntry(b []byte, e *Entry) []byte {
 	}
 	b = appendOptional(b, `,"detail":`, e.Detail)
 	return append(b, '}')
+}
+
+// appendFieldsV1 appends fields as version 1 has them: an object each.
+func appendFieldsV1(b []byte, fields []Field) []byte {
+	for i, f := range fields {
+		if i == 0 {
+			b = append(b, `,"fields":[{"name":`...)
+		} else {
+			b = append(b, `},{"name":`...)
+		}
+		b = appendString(b, f.Name)
+		b = appendString(append(b, `,"form":`...), f.Form)
+		b = appendStrings(b, `,"policies":`, f.Policies)
+	}
+	if len(fields) > 0 {
+		b = append(b, "}]"...)
+	}
+	return b
+}
+
+// appendFieldGroups appends fields as version 2 has them: every run of
+// consecutive fields with the same form and policies as one object that
+// names them all. Runs are as long as they can be, so that an entry has
+// one encoding.
+func appendFieldGroups(b []byte, fields []Field) []byte {
+	for i := 0; i < len(fields); {
+		f := fields[i]
+		if i == 0 {
+			b = append(b, `,"fields":[{"names":[`...)
+		} else {
+			b = append(b, `},{"names":[`...)
+		}
+		b = appendString(b, f.Name)
+		for i++; i < len(fields) && sameRelease(fields[i], f); i++ {
+			b = appendString(append(b, ','), fields[i].Name)
+		}
+		b = appendString(append(b, `],"form":`...), f.Form)
+		b = appendStrings(b, `,"policies":`, f.Policies)
+	}
+	if len(fields) > 0 {
+		b = append(b, "}]"...)
+	}
+	return b
+}
+
+// sameRelease reports whether fields a and b were released alike: the
+// same form, by the same policies (none and an empty list alike, as the
+// encoding leaves both out).
+func sameRelease(a, b Field) bool {
+	return a.Form == b.Form && slices.Equal(a.Policies, b.Policies)
 }
 
 // appendOptional appends key and s unless s is empty (omitempty).
@@ -507,6 +565,7 @@ var (
 		"schema", "status", "transfer", "detail"}
 	actorKeys    = []string{"sub", "type", "roles", "country", "team"}
 	fieldKeys    = []string{"name", "form", "policies"}
+	groupKeys    = []string{"names", "form", "policies"}
 	contextKeys  = []string{"subject_country", "subject_jurisdiction", "subject_site", "caller_in_jurisdiction", "hour", "weekday"}
 	policyKeys   = []string{"digest", "ids"}
 	fileKeys     = []string{"name", "text"}
@@ -575,9 +634,17 @@ func (d *decoder) entry() (*Entry, error) {
 	var t string
 	var hasV, hasTime bool
 	d.object(entryKeys, func(key string) {
+		if key != "v" && !hasV {
+			// The version says how to read the rest.
+			d.fail("no version (\"v\") before %q", key)
+			return
+		}
 		switch key {
 		case "v":
 			v, hasV = d.int(strconv.IntSize), true
+			if d.err == nil && (v < 1 || v > EntryVersion) {
+				d.fail("version %d, want 1 to %d", v, EntryVersion)
+			}
 		case "time":
 			t, hasTime = d.str(), true
 		case "request_id":
@@ -595,7 +662,11 @@ func (d *decoder) entry() (*Entry, error) {
 		case "decision":
 			e.Decision = Decision(d.str())
 		case "fields":
-			e.Fields = array(d, d.field)
+			if v == 1 {
+				e.Fields = array(d, d.field)
+			} else {
+				e.Fields = d.fieldGroups()
+			}
 		case "purpose":
 			e.Purpose = d.str()
 		case "justification":
@@ -626,14 +697,15 @@ func (d *decoder) entry() (*Entry, error) {
 		return nil, d.err
 	case !hasV:
 		return nil, invalidf("no version (\"v\")")
-	case v != EntryVersion:
-		return nil, invalidf("version %d, want %d", v, EntryVersion)
 	case !hasTime:
 		return nil, invalidf("no time")
 	}
 	var err error
 	if e.Time, err = time.Parse(TimeLayout, t); err != nil {
 		return nil, invalidf("time %q is not RFC 3339 UTC with microseconds", truncate(t))
+	}
+	if v != EntryVersion {
+		e.Version = int(v)
 	}
 	return e, nil
 }
@@ -670,6 +742,55 @@ func (d *decoder) field() Field {
 		}
 	})
 	return f
+}
+
+// fieldGroups reads the fields of a version 2 entry: a non-empty array of
+// groups, each a non-empty list of names with their form and policies, and
+// returns the fields one by one. The fields of a group share its policies.
+// Whether the groups are as long as they can be, Decode checks by encoding
+// the entry again.
+func (d *decoder) fieldGroups() []Field {
+	if !d.expect('[') {
+		return nil
+	}
+	if d.next(']') {
+		d.pos--
+		d.fail("empty array (an empty field is left out)")
+		return nil
+	}
+	var buf [16]Field
+	out := buf[:0]
+	for {
+		var names []string
+		var form string
+		var policies []string
+		d.object(groupKeys, func(key string) {
+			switch key {
+			case "names":
+				names = d.stringArray()
+			case "form":
+				form = d.str()
+			case "policies":
+				policies = d.stringArray()
+			}
+		})
+		if d.err == nil && names == nil {
+			d.fail("a group of fields without names")
+		}
+		if d.err != nil {
+			return nil
+		}
+		for _, name := range names {
+			out = append(out, Field{Name: name, Form: form, Policies: policies})
+		}
+		if !d.next(',') {
+			break
+		}
+	}
+	if !d.expect(']') {
+		return nil
+	}
+	return slices.Clone(out)
 }
 
 func (d *decoder) context() *RequestContext {
@@ -1090,6 +1211,9 @@ func (e *Entry) validate() error {
 // validateValues is validate but for the check that the strings are valid
 // UTF-8, which Decode makes as it reads them.
 func (e *Entry) validateValues() error {
+	if e.Version < 0 || e.Version > EntryVersion {
+		return invalidf("version %d, want 1 to %d (or 0, the current)", e.Version, EntryVersion)
+	}
 	if e.Time.IsZero() {
 		return invalidf("no time")
 	}

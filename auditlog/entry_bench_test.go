@@ -44,6 +44,19 @@ func benchDecision() *Entry {
 	}
 }
 
+// benchServiceRead is the read of `clover bench`: a service reads all
+// twelve fields raw under one policy, so version 2 writes one group.
+func benchServiceRead() *Entry {
+	e := benchDecision()
+	e.Actor = &Actor{Sub: "clover-bench-reader", Type: "Service", Roles: []string{"service"}, Country: "IE"}
+	e.Purpose, e.Justification = "", ""
+	for i := range e.Fields {
+		e.Fields[i].Form, e.Fields[i].Policies = "raw", []string{"services-read"}
+	}
+	e.Policy.IDs = []string{"services-read"}
+	return e
+}
+
 // benchDenial is a refused read: one field asked, nothing released.
 func benchDenial() *Entry {
 	return &Entry{
@@ -113,6 +126,9 @@ func benchEntries(tb testing.TB) []struct {
 	}{
 		{"read", readEntry()}, // ~600 bytes: two fields
 		{"decision", benchDecision()},
+		{"decision-v1", v1(benchDecision())},
+		{"service-read", benchServiceRead()},
+		{"service-read-v1", v1(benchServiceRead())},
 		{"denial", benchDenial()},
 		{"transfer", benchTransfer()},
 		{"policy", benchPolicy(tb)},

@@ -19,6 +19,13 @@ import (
 
 var testSubject = SubjectPseudonym([]byte("log key"), []byte("handle-1"))
 
+// v1 returns a copy of e to be encoded in version 1.
+func v1(e *Entry) *Entry {
+	c := *e
+	c.Version = 1
+	return &c
+}
+
 func readEntry() *Entry {
 	return &Entry{
 		Time:      time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC),
@@ -42,7 +49,7 @@ func readEntry() *Entry {
 }
 
 func TestEncodeGolden(t *testing.T) {
-	got, err := Encode(readEntry())
+	got, err := Encode(v1(readEntry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +111,7 @@ func policyEntry() *Entry {
 // TestEncodePolicyGolden pins where the schema goes: right after
 // policy_files, before status.
 func TestEncodePolicyGolden(t *testing.T) {
-	got, err := Encode(policyEntry())
+	got, err := Encode(v1(policyEntry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +153,7 @@ func TestSchemaRules(t *testing.T) {
 			t.Errorf("%s: Encode = %v, want ErrInvalidEntry", name, err)
 		}
 	}
-	good, err := Encode(policyEntry())
+	good, err := Encode(v1(policyEntry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +212,7 @@ func TestEncodeRejects(t *testing.T) {
 }
 
 func TestDecodeRejectsNonCanonical(t *testing.T) {
-	good, err := Encode(readEntry())
+	good, err := Encode(v1(readEntry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,6 +220,8 @@ func TestDecodeRejectsNonCanonical(t *testing.T) {
 	cases := map[string]string{
 		"spaces":            strings.Replace(s, `"v":1,`, `"v": 1,`, 1),
 		"version 2":         strings.Replace(s, `"v":1`, `"v":2`, 1),
+		"version 3":         strings.Replace(s, `"v":1`, `"v":3`, 1),
+		"version 0":         strings.Replace(s, `"v":1`, `"v":0`, 1),
 		"no version":        strings.Replace(s, `"v":1,`, ``, 1),
 		"unknown field":     strings.Replace(s, `"v":1,`, `"v":1,"x":1,`, 1),
 		"key order":         strings.Replace(s, `"v":1,"time":"2026-03-04T05:06:07.123456Z"`, `"time":"2026-03-04T05:06:07.123456Z","v":1`, 1),
@@ -341,8 +350,28 @@ var goldenEncodings = []string{
 	`{"v":1,"time":"2026-03-04T05:06:07.000000Z","kind":"transfer","actor":{"sub":"alicet","type":"Employee","roles":["support","t",""],"country":"IE","team":"t"},"action":"transfer","decision":"deny","transfer":{"destination":"d","country":"","legal_basis":"","rows":0,"suppressed":0,"bytes":0,"complete":false,"decided":0}}`,
 }
 
+// goldenEncodingsV2 are the version 2 encodings of goldenEntries, captured
+// when version 2 was made (and checked against the oracle): they must
+// never change either.
+var goldenEncodingsV2 = []string{
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.123456Z\",\"request_id\":\"req-1\",\"kind\":\"decision\",\"site\":\"eu-west\",\"actor\":{\"sub\":\"alice\",\"type\":\"Employee\",\"roles\":[\"support\"],\"country\":\"IE\",\"team\":\"t1\"},\"action\":\"read\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"decision\":\"allow\",\"fields\":[{\"names\":[\"email\"],\"form\":\"masked\",\"policies\":[\"support-masked\"]},{\"names\":[\"name\"],\"form\":\"raw\",\"policies\":[\"support-raw\"]}],\"purpose\":\"support\",\"justification\":\"ticket <42> & co\",\"context\":{\"subject_country\":\"FR\",\"subject_jurisdiction\":\"eu\",\"subject_site\":\"eu-west\",\"caller_in_jurisdiction\":true,\"hour\":5,\"weekday\":\"Wed\"},\"policy\":{\"digest\":\"sha256:abc\",\"ids\":[\"support-masked\",\"support-raw\"]},\"status\":200}",
+	"{\"v\":2,\"time\":\"2026-01-01T00:00:00.000000Z\",\"kind\":\"policy\",\"policy\":{\"digest\":\"sha256:abc\",\"ids\":[\"a\"]},\"policy_files\":[{\"name\":\"a.cedar\",\"text\":\"@id(\\\"a\\\")\\npermit(principal, action, resource);\\n\"}],\"schema\":[{\"name\":\"email\",\"type\":\"email\",\"category\":\"contact\",\"method\":\"hmac\"},{\"name\":\"birth_date\",\"type\":\"date\",\"category\":\"identity\",\"method\":\"age-band\"}],\"status\":200}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"request_id\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"kind\":\"decision\",\"site\":\"eu-west\",\"actor\":{\"sub\":\"aliceq\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"type\":\"Employee\",\"roles\":[\"support\",\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"\"],\"country\":\"IE\",\"team\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"},\"action\":\"read\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"decision\":\"allow\",\"fields\":[{\"names\":[\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"],\"form\":\"raw\",\"policies\":[\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"p2\"]},{\"names\":[\"n\"],\"form\":\"masked\"}],\"purpose\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"justification\":\"<42> & \\\"co\\\"\",\"grant\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"context\":{\"subject_country\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"subject_jurisdiction\":\"eu\",\"subject_site\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"caller_in_jurisdiction\":false,\"hour\":0,\"weekday\":\"Sun\"},\"policy\":{\"digest\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"ids\":[\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"]},\"status\":599,\"detail\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"}",
+	"{\"v\":2,\"time\":\"0001-01-01T00:00:00.000001Z\",\"kind\":\"decision\",\"actor\":{\"sub\":\"s\",\"type\":\"Service\"},\"action\":\"read\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"decision\":\"deny\",\"context\":{\"caller_in_jurisdiction\":false,\"hour\":0},\"status\":403}",
+	"{\"v\":2,\"time\":\"9999-12-31T18:59:59.999999Z\",\"kind\":\"write\",\"site\":\"é\",\"actor\":{\"sub\":\"alice\\u2028\",\"type\":\"Employee\",\"roles\":[\"support\",\"\\u2028\",\"\"],\"country\":\"IE\",\"team\":\"\\u2028\"},\"action\":\"write\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"decision\":\"allow\",\"status\":100}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"kind\":\"erase\",\"actor\":{\"sub\":\"alicee\",\"type\":\"Employee\",\"roles\":[\"support\",\"e\",\"\"],\"country\":\"IE\",\"team\":\"e\"},\"action\":\"erase\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"decision\":\"deny\",\"justification\":\"\\u0000\",\"policy\":{\"digest\":\"d\"}}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"kind\":\"rehome\",\"site\":\"eu-north\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"detail\":\"moved_from=eu-west\\n\\tq\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000123Z\",\"kind\":\"reidentify\",\"actor\":{\"sub\":\"alicer\",\"type\":\"Employee\",\"roles\":[\"support\",\"r\",\"\"],\"country\":\"IE\",\"team\":\"r\"},\"action\":\"reidentify\",\"subject\":\"633277027bf1366a11af3e2298934e6820862f996ecb43fd348e4c4433a152b5\",\"decision\":\"allow\",\"fields\":[{\"names\":[\"email\"],\"form\":\"raw\",\"policies\":[\"\"]}],\"purpose\":\"fraud\"}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.500000Z\",\"kind\":\"policy\",\"policy\":{\"digest\":\"sha256:q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"ids\":[\"a\",\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"]},\"policy_files\":[{\"name\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"text\":\"\"},{\"name\":\"b.cedar\",\"text\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\\r\\n\"}],\"schema\":[{\"name\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"type\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"category\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"method\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\"}]}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"kind\":\"policy\",\"policy\":{\"digest\":\"d\"}}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"kind\":\"transfer\",\"actor\":{\"sub\":\"alicet\",\"type\":\"Employee\",\"roles\":[\"support\",\"t\",\"\"],\"country\":\"IE\",\"team\":\"t\"},\"action\":\"transfer\",\"decision\":\"allow\",\"transfer\":{\"destination\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"country\":\"\",\"legal_basis\":\"\",\"rows\":0,\"suppressed\":0,\"bytes\":0,\"complete\":false}}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"kind\":\"transfer\",\"actor\":{\"sub\":\"alicet\",\"type\":\"Employee\",\"roles\":[\"support\",\"t\",\"\"],\"country\":\"IE\",\"team\":\"t\"},\"action\":\"transfer\",\"decision\":\"allow\",\"status\":200,\"transfer\":{\"destination\":\"d\",\"country\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"legal_basis\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"format\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"rows\":4611686018427387909,\"suppressed\":9,\"bytes\":9223372036854775807,\"sha256\":\"q\\\"uo\\\\te/ <a href='x'>&amp; \\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\x7f é日本🙂\\u2028\\u2029�\u00a0\ufeff`\",\"complete\":true,\"decided\":7}}",
+	"{\"v\":2,\"time\":\"2026-03-04T05:06:07.000000Z\",\"kind\":\"transfer\",\"actor\":{\"sub\":\"alicet\",\"type\":\"Employee\",\"roles\":[\"support\",\"t\",\"\"],\"country\":\"IE\",\"team\":\"t\"},\"action\":\"transfer\",\"decision\":\"deny\",\"transfer\":{\"destination\":\"d\",\"country\":\"\",\"legal_basis\":\"\",\"rows\":0,\"suppressed\":0,\"bytes\":0,\"complete\":false,\"decided\":0}}",
+}
+
 // The oracle: the encoding/json-based Encode and Decode that wrote and read
-// the first logs, kept verbatim (but for names) so that tests can check the
+// the first logs (version 1), kept verbatim but for names and for version
+// 2, whose wire form is oracleV2Entry, so that tests can check the
 // hand-written ones against it: the same bytes out of Encode, the same
 // accept/reject decision and the same entry out of Decode.
 
@@ -354,15 +383,91 @@ type oracleWireEntry struct {
 	*oracleEntryFields
 }
 
+// oracleV2Entry is Entry as version 2 has it on the wire: Entry's fields,
+// in its order and with its tags, but for Fields, which are in groups.
+type oracleV2Entry struct {
+	V             *int            `json:"v"`
+	Time          *string         `json:"time"`
+	RequestID     string          `json:"request_id,omitempty"`
+	Kind          Kind            `json:"kind"`
+	Site          string          `json:"site,omitempty"`
+	Actor         *Actor          `json:"actor,omitempty"`
+	Action        string          `json:"action,omitempty"`
+	Subject       string          `json:"subject,omitempty"`
+	Decision      Decision        `json:"decision,omitempty"`
+	Fields        []oracleGroup   `json:"fields,omitempty"`
+	Purpose       string          `json:"purpose,omitempty"`
+	Justification string          `json:"justification,omitempty"`
+	Grant         string          `json:"grant,omitempty"`
+	Context       *RequestContext `json:"context,omitempty"`
+	Policy        *PolicyRef      `json:"policy,omitempty"`
+	PolicyFiles   []PolicyFile    `json:"policy_files,omitempty"`
+	Schema        []SchemaField   `json:"schema,omitempty"`
+	Status        int             `json:"status,omitempty"`
+	Transfer      *TransferRecord `json:"transfer,omitempty"`
+	Detail        string          `json:"detail,omitempty"`
+}
+
+type oracleGroup struct {
+	Names    []string `json:"names"`
+	Form     string   `json:"form"`
+	Policies []string `json:"policies,omitempty"`
+}
+
+// oracleToV2 is e's version 2 wire form: each run of fields with the same form
+// and policies (compared as their JSON) in one group.
+func oracleToV2(e *Entry, v *int, t *string) *oracleV2Entry {
+	w := &oracleV2Entry{V: v, Time: t, RequestID: e.RequestID, Kind: e.Kind, Site: e.Site, Actor: e.Actor,
+		Action: e.Action, Subject: e.Subject, Decision: e.Decision, Purpose: e.Purpose,
+		Justification: e.Justification, Grant: e.Grant, Context: e.Context, Policy: e.Policy,
+		PolicyFiles: e.PolicyFiles, Schema: e.Schema, Status: e.Status, Transfer: e.Transfer, Detail: e.Detail}
+	key := func(f Field) string {
+		b, _ := json.Marshal(struct {
+			Form     string
+			Policies []string `json:",omitempty"`
+		}{f.Form, f.Policies})
+		return string(b)
+	}
+	for i, f := range e.Fields {
+		if i > 0 && key(f) == key(e.Fields[i-1]) {
+			g := &w.Fields[len(w.Fields)-1]
+			g.Names = append(g.Names, f.Name)
+			continue
+		}
+		w.Fields = append(w.Fields, oracleGroup{Names: []string{f.Name}, Form: f.Form, Policies: f.Policies})
+	}
+	return w
+}
+
+// oracleFromV2 copies the wire form w into e, a group's fields one by one.
+func oracleFromV2(w *oracleV2Entry, e *Entry) {
+	*e = Entry{RequestID: w.RequestID, Kind: w.Kind, Site: w.Site, Actor: w.Actor,
+		Action: w.Action, Subject: w.Subject, Decision: w.Decision, Purpose: w.Purpose,
+		Justification: w.Justification, Grant: w.Grant, Context: w.Context, Policy: w.Policy,
+		PolicyFiles: w.PolicyFiles, Schema: w.Schema, Status: w.Status, Transfer: w.Transfer, Detail: w.Detail}
+	for _, g := range w.Fields {
+		for _, name := range g.Names {
+			e.Fields = append(e.Fields, Field{Name: name, Form: g.Form, Policies: g.Policies})
+		}
+	}
+}
+
 func oracleEncode(e *Entry) ([]byte, error) {
 	if err := oracleValidate(e); err != nil {
 		return nil, err
 	}
-	v, t := EntryVersion, e.Time.UTC().Format(TimeLayout)
+	v, t := e.Version, e.Time.UTC().Format(TimeLayout)
+	if v == 0 {
+		v = EntryVersion
+	}
+	var wire any = oracleWireEntry{V: &v, Time: &t, oracleEntryFields: (*oracleEntryFields)(e)}
+	if v == 2 {
+		wire = oracleToV2(e, &v, &t)
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(oracleWireEntry{V: &v, Time: &t, oracleEntryFields: (*oracleEntryFields)(e)}); err != nil {
+	if err := enc.Encode(wire); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEntry, err)
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
@@ -376,21 +481,42 @@ func oracleDecode(b []byte) (*Entry, error) {
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidEntry, len(b), MaxEntrySize)
 	}
+	// The version picks the wire form; whatever else this lax first
+	// reading lets through, the strict one and the canonical check refuse.
+	var peek struct{ V *int }
+	if err := json.Unmarshal(b, &peek); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEntry, err)
+	}
+	switch {
+	case peek.V == nil:
+		return nil, fmt.Errorf("%w: no version (\"v\")", ErrInvalidEntry)
+	case *peek.V != 1 && *peek.V != 2:
+		return nil, fmt.Errorf("%w: version %d, want 1 or 2", ErrInvalidEntry, *peek.V)
+	}
 	e := new(Entry)
 	w := oracleWireEntry{oracleEntryFields: (*oracleEntryFields)(e)}
+	var w2 oracleV2Entry
+	var wire any = &w
+	if *peek.V == 2 {
+		wire = &w2
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	if err := dec.Decode(wire); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidEntry, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: data after the entry", ErrInvalidEntry)
 	}
+	if *peek.V == 2 {
+		oracleFromV2(&w2, e)
+		w.V, w.Time = w2.V, w2.Time
+	}
 	switch {
 	case w.V == nil:
 		return nil, fmt.Errorf("%w: no version (\"v\")", ErrInvalidEntry)
-	case *w.V != EntryVersion:
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrInvalidEntry, *w.V, EntryVersion)
+	case *w.V != *peek.V:
+		return nil, fmt.Errorf("%w: version %d, then %d", ErrInvalidEntry, *peek.V, *w.V)
 	case w.Time == nil:
 		return nil, fmt.Errorf("%w: no time", ErrInvalidEntry)
 	}
@@ -399,6 +525,9 @@ func oracleDecode(b []byte) (*Entry, error) {
 		return nil, fmt.Errorf("%w: time %q is not RFC 3339 UTC with microseconds", ErrInvalidEntry, *w.Time)
 	}
 	e.Time = t
+	if *w.V != EntryVersion {
+		e.Version = *w.V
+	}
 	again, err := oracleEncode(e)
 	if err != nil {
 		return nil, err
@@ -414,6 +543,9 @@ func oracleInvalidf(format string, args ...any) error {
 }
 
 func oracleValidate(e *Entry) error {
+	if e.Version < 0 || e.Version > 2 {
+		return oracleInvalidf("version %d", e.Version)
+	}
 	if e.Time.IsZero() {
 		return oracleInvalidf("no time")
 	}
@@ -551,6 +683,7 @@ func TestEncodeGoldenBytes(t *testing.T) {
 		t.Fatalf("%d golden entries, %d encodings", len(entries), len(goldenEncodings))
 	}
 	for i, e := range entries {
+		e.Version = 1
 		want := goldenEncodings[i]
 		got, err := Encode(e)
 		if err != nil {
@@ -571,14 +704,155 @@ func TestEncodeGoldenBytes(t *testing.T) {
 	}
 }
 
-// oracleEntries are the entries the oracle comparisons start from: the
-// golden ones and the benchmark ones, the default policy set included.
-func oracleEntries(tb testing.TB) []*Entry {
+// TestEncodeGoldenBytesV2 is TestEncodeGoldenBytes for version 2.
+func TestEncodeGoldenBytesV2(t *testing.T) {
 	entries := goldenEntries()
+	if len(entries) != len(goldenEncodingsV2) {
+		t.Fatalf("%d golden entries, %d encodings", len(entries), len(goldenEncodingsV2))
+	}
+	for i, e := range entries {
+		want := goldenEncodingsV2[i]
+		got, err := Encode(e)
+		if err != nil {
+			t.Errorf("entry %d: Encode: %v", i, err)
+			continue
+		}
+		if string(got) != want {
+			t.Errorf("entry %d: Encode:\n got %q\nwant %q", i, got, want)
+		}
+		d, err := Decode([]byte(want))
+		if err != nil {
+			t.Errorf("entry %d: Decode: %v", i, err)
+			continue
+		}
+		if diff := cmp.Diff(decoded(e), d); diff != "" {
+			t.Errorf("entry %d: Decode (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+// groupedEntry is a read whose fields group in every way: a run of three,
+// no policies and an empty list alike, the same form under other policies
+// apart, and a form that comes back after another apart.
+func groupedEntry() *Entry {
+	e := readEntry()
+	e.Fields = []Field{
+		{Name: "a", Form: "raw", Policies: []string{"p"}},
+		{Name: "b", Form: "raw", Policies: []string{"p"}},
+		{Name: "c", Form: "raw", Policies: []string{"p"}},
+		{Name: "d", Form: "raw", Policies: []string{"p", "q"}},
+		{Name: "e", Form: "masked"},
+		{Name: "f", Form: "masked", Policies: []string{}},
+		{Name: "g", Form: "raw", Policies: []string{"p"}},
+	}
+	return e
+}
+
+// TestFieldGroups pins how version 2 groups fields, and that Decode gives
+// them back one by one.
+func TestFieldGroups(t *testing.T) {
+	e := groupedEntry()
+	b, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"fields":[{"names":["a","b","c"],"form":"raw","policies":["p"]},` +
+		`{"names":["d"],"form":"raw","policies":["p","q"]},` +
+		`{"names":["e","f"],"form":"masked"},` +
+		`{"names":["g"],"form":"raw","policies":["p"]}],"purpose"`
+	if !strings.Contains(string(b), want) || !strings.HasPrefix(string(b), `{"v":2,`) {
+		t.Fatalf("Encode = %s\nwant it to hold %s", b, want)
+	}
+	checkEncodeMatchesOracle(t, e)
+	d, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFields := slices.Clone(e.Fields)
+	wantFields[5].Policies = nil // grouped with e's, which has none
+	if diff := cmp.Diff(wantFields, d.Fields); diff != "" {
+		t.Errorf("Decode: fields (-want +got):\n%s", diff)
+	}
+	// Version 1 of the same entry: an object per field, read back alike.
+	b1, err := Encode(v1(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b1), `{"name":`); n != len(e.Fields) || !strings.HasPrefix(string(b1), `{"v":1,`) {
+		t.Fatalf("Encode(version 1) = %s: %d field objects, want %d", b1, n, len(e.Fields))
+	}
+	if len(b) >= len(b1) {
+		t.Errorf("version 2 is %d bytes, version 1 %d", len(b), len(b1))
+	}
+	d1, err := Decode(b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1.Version != 1 {
+		t.Errorf("Decode(version 1).Version = %d, want 1", d1.Version)
+	}
+	if again, err := Encode(d1); err != nil || !bytes.Equal(again, b1) {
+		t.Errorf("Encode(Decode(version 1)) = %s, %v; want the version 1 bytes", again, err)
+	}
+}
+
+// TestDecodeRejectsNonCanonicalGroups checks that version 2 accepts only
+// groups as Encode writes them.
+func TestDecodeRejectsNonCanonicalGroups(t *testing.T) {
+	good, err := Encode(groupedEntry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(good)
+	for name, in := range map[string]string{
+		"run split":             strings.Replace(s, `["a","b","c"],"form":"raw","policies":["p"]}`, `["a"],"form":"raw","policies":["p"]},{"names":["b","c"],"form":"raw","policies":["p"]}`, 1),
+		"empty names":           strings.Replace(s, `{"names":["d"]`, `{"names":[]`, 1),
+		"null names":            strings.Replace(s, `{"names":["d"]`, `{"names":null`, 1),
+		"no names":              strings.Replace(s, `{"names":["d"],`, `{`, 1),
+		"no form":               strings.Replace(s, `["e","f"],"form":"masked"`, `["e","f"]`, 1),
+		"empty policies":        strings.Replace(s, `["e","f"],"form":"masked"`, `["e","f"],"form":"masked","policies":[]`, 1),
+		"empty name":            strings.Replace(s, `["e","f"]`, `["e",""]`, 1),
+		"version 1 field":       strings.Replace(s, `{"names":["g"]`, `{"name":"g"`, 1),
+		"name and names":        strings.Replace(s, `{"names":["g"]`, `{"name":"g","names":["g"]`, 1),
+		"key order":             strings.Replace(s, `{"names":["g"],"form":"raw"`, `{"form":"raw","names":["g"]`, 1),
+		"unknown group key":     strings.Replace(s, `"form":"masked"`, `"form":"masked","x":1`, 1),
+		"names not an array":    strings.Replace(s, `{"names":["d"]`, `{"names":"d"`, 1),
+		"version 1 with groups": strings.Replace(s, `"v":2`, `"v":1`, 1),
+	} {
+		if in == s {
+			t.Fatalf("%s: the mutation did not apply", name)
+		}
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrInvalidEntry) {
+			t.Errorf("%s: Decode = %v, want ErrInvalidEntry", name, err)
+		}
+		checkDecodeMatchesOracle(t, []byte(in))
+	}
+}
+
+// oracleEntries are the entries the oracle comparisons start from: the
+// golden ones, the benchmark ones (the default policy set included) and
+// one whose fields group in every way.
+func oracleEntries(tb testing.TB) []*Entry {
+	entries := append(goldenEntries(), groupedEntry())
 	for _, c := range benchEntries(tb) {
 		entries = append(entries, c.entry)
 	}
 	return entries
+}
+
+// oracleInputs are the encodings of oracleEntries in every version.
+func oracleInputs(tb testing.TB) [][]byte {
+	var inputs [][]byte
+	for _, e := range oracleEntries(tb) {
+		for _, e := range []*Entry{e, v1(e)} {
+			b, err := oracleEncode(e)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			inputs = append(inputs, b)
+		}
+	}
+	return inputs
 }
 
 // checkEncodeMatchesOracle checks that Encode and the oracle agree on e:
@@ -627,6 +901,7 @@ func checkDecodeMatchesOracle(t testing.TB, b []byte) {
 func TestEncodeMatchesOracle(t *testing.T) {
 	for i, e := range oracleEntries(t) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) { checkEncodeMatchesOracle(t, e) })
+		t.Run(fmt.Sprint(i, "-v1"), func(t *testing.T) { checkEncodeMatchesOracle(t, v1(e)) })
 	}
 	// Invalid entries: refused alike.
 	for i, mutate := range []func(e *Entry){
@@ -646,10 +921,15 @@ func TestEncodeMatchesOracle(t *testing.T) {
 		func(e *Entry) { e.Actor.Roles = []string{"\xed\xa0\x80"} }, // a surrogate in UTF-8
 		func(e *Entry) { e.Detail = strings.Repeat("\u2028", MaxEntrySize/4) },
 		func(e *Entry) { e.Detail = strings.Repeat("\x01", MaxEntrySize/5) },
+		func(e *Entry) { e.Version = 3 },
+		func(e *Entry) { e.Version = -1 },
 	} {
 		e := readEntry()
 		mutate(e)
 		t.Run(fmt.Sprint("invalid-", i), func(t *testing.T) { checkEncodeMatchesOracle(t, e) })
+		if e.Version == 0 {
+			t.Run(fmt.Sprint("invalid-v1-", i), func(t *testing.T) { checkEncodeMatchesOracle(t, v1(e)) })
+		}
 	}
 }
 
@@ -658,14 +938,7 @@ func TestEncodeMatchesOracle(t *testing.T) {
 // deleted, inserted or duplicated, and replacements that keep the JSON
 // well formed but not canonical.
 func TestDecodeMatchesOracle(t *testing.T) {
-	var inputs [][]byte
-	for _, e := range oracleEntries(t) {
-		b, err := oracleEncode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, b)
-	}
+	inputs := oracleInputs(t)
 	for _, b := range inputs {
 		checkDecodeMatchesOracle(t, b)
 	}
@@ -684,6 +957,9 @@ func TestDecodeMatchesOracle(t *testing.T) {
 		{`"caller_in_jurisdiction":true`, `"caller_in_jurisdiction":false`}, {`"weekday":"Wed"`, `"weekday":"Wed","hour":5`},
 		{`"2026-03-04T05:06:07.123456Z"`, `"2026-03-04T05:06:07.1234560Z"`}, {`"2026-03-04T05:06:07.123456Z"`, `"2026-02-30T05:06:07.123456Z"`},
 		{`07.123456Z`, `60.123456Z`}, {`T05`, `T24`}, {`T05`, `t05`}, {`"time":"2026`, `"time":"0000`},
+		{`"v":2`, `"v":1`}, {`"v":1`, `"v":2`}, {`"v":2`, `"v":3`}, {`"names":[`, `"name":[`}, {`"name":`, `"names":`},
+		{`"],"form"`, `",""],"form"`}, {`{"names":["`, `{"names":[],"x":["`}, {`"],"form":"raw"`, `"],"form":"masked"`},
+		{`"policies":["p"]},{"names":[`, `"policies":["p"]},{"names":["a",`},
 	}
 	for _, b := range inputs {
 		for _, r := range replacements {
@@ -732,11 +1008,7 @@ func mutate(rng *rand.Rand, b []byte) []byte {
 // oracle on arbitrary inputs: the same accept/reject decision and the same
 // entry.
 func FuzzDecodeMatchesOracle(f *testing.F) {
-	for _, e := range oracleEntries(f) {
-		b, err := oracleEncode(e)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range oracleInputs(f) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{}`))
@@ -757,24 +1029,29 @@ func FuzzEncodeMatchesOracle(f *testing.F) {
 		e.RequestID, e.Purpose, e.Detail = s1, s2, s1+s2
 		e.Actor.Roles = []string{s1, s2}
 		e.Fields[0].Policies = []string{s2}
+		if u%3 == 0 { // a run of fields with the same form and policies
+			e.Fields[1].Form, e.Fields[1].Policies = e.Fields[0].Form, []string{s2}
+		}
 		e.Context.SubjectSite, e.Context.CallerInJurisdiction, e.Context.Hour = s1, flag, int(u%25)
 		e.Status = int(n % 700)
 		if flag {
 			e.Kind, e.Subject, e.Fields, e.Context = KindTransfer, "", nil, nil
 			e.Transfer = &TransferRecord{Destination: s1, Country: s2, Rows: int(n), Bytes: n, Decided: &u}
 		}
-		checkEncodeMatchesOracle(t, e)
-		b, err := Encode(e)
-		if err != nil {
-			return
+		for _, e := range []*Entry{e, v1(e)} {
+			checkEncodeMatchesOracle(t, e)
+			b, err := Encode(e)
+			if err != nil {
+				return
+			}
+			checkDecodeMatchesOracle(t, b)
 		}
-		checkDecodeMatchesOracle(t, b)
 	})
 }
 
 // TestDecodeErrors checks that Decode says what is wrong.
 func TestDecodeErrors(t *testing.T) {
-	good, err := Encode(readEntry())
+	good, err := Encode(v1(readEntry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -784,7 +1061,8 @@ func TestDecodeErrors(t *testing.T) {
 		{strings.Replace(s, `"kind":"decision"`, `"kind":"decision","kind":"decision"`, 1), `field "kind" repeated or out of order`},
 		{strings.Replace(s, `"roles":["support"]`, `"roles":[]`, 1), `empty array`},
 		{strings.Replace(s, `"read"`, `"\u0072ead"`, 1), `escape "\\u0072" is not the canonical one`},
-		{strings.Replace(s, `"v":1`, `"v":2`, 1), `version 2, want 1`},
+		{strings.Replace(s, `"v":1`, `"v":3`, 1), `version 3, want 1 to 2`},
+		{strings.Replace(s, `"v":1`, `"v":2`, 1), `unknown field "name"`},
 		{strings.Replace(s, `"v":1,`, ``, 1), `no version`},
 		{strings.Replace(s, `"hour":5`, `"hour":05`, 1), `leading zero`},
 		{strings.Replace(s, `"v":1`, `"v":1.0`, 1), `want an integer`},

@@ -73,6 +73,9 @@ func buildFixture() (*fixture, error) {
 			e := readEntry()
 			e.RequestID = fmt.Sprintf("req-%d", i)
 			e.Status = 200 + i%100
+			if i < 250 {
+				e.Version = 1 // a log begun before version 2, continued after
+			}
 			b, err := Encode(e)
 			if err != nil {
 				return err
@@ -115,6 +118,10 @@ func TestVerifyGoodLog(t *testing.T) {
 		Entry: func(i uint64, e []byte) error {
 			if !bytes.Equal(e, f.entries[i]) {
 				t.Errorf("entry %d differs", i)
+			}
+			d, err := Decode(e)
+			if want := map[bool]int{true: 1, false: 0}[i < 250]; err != nil || d.Version != want {
+				t.Errorf("entry %d: Decode: version %v, %v; want version %d", i, d, err, want)
 			}
 			seen++
 			return nil
