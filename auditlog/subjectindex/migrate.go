@@ -11,9 +11,11 @@ import (
 
 // formatVersion is the file's format, kept in SQLite's user_version:
 //
-//	0: roles and fields as JSON text (files of earlier versions)
-//	1: roles and fields as blobs of appendRoles and appendFields
-const formatVersion = 1
+//	0: a column per value, roles and fields as JSON text
+//	1: a column per value, roles and fields as blobs of appendRoles and
+//	   appendFields
+//	2: log index, subject and a blob of appendRow
+const formatVersion = 2
 
 // ErrNewerFormat is returned by Open for a file written by a later version
 // of Clover, which this one cannot read.
@@ -23,10 +25,10 @@ var ErrNewerFormat = errors.New("subjectindex: the file is in a newer format")
 const convertBatch = 8192
 
 // migrate brings the file to formatVersion, in one transaction: it creates
-// the tables of a new file, and converts the rows of a file of format 0 in
-// place (into a new table that replaces the old one), so that List returns
-// the items it returned before. An interrupted conversion leaves the file
-// as it was. The indexes are made afterwards, by Open.
+// the tables of a new file, and converts the rows of a file of an earlier
+// format in place (into a new table that replaces the old one), so that
+// List returns the items it returned before. An interrupted conversion
+// leaves the file as it was. The indexes are made afterwards, by Open.
 func (x *Index) migrate(ctx context.Context) (err error) {
 	tx, err := x.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -48,6 +50,8 @@ func (x *Index) migrate(ctx context.Context) (err error) {
 		return tx.Commit()
 	case version > formatVersion:
 		return fmt.Errorf("%w: %s is in format %d, this version reads %d", ErrNewerFormat, x.path, version, formatVersion)
+	case version < 0:
+		return fmt.Errorf("subjectindex: open %s: unknown format %d", x.path, version)
 	}
 	var old int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'accesses'`).Scan(&old); err != nil {
@@ -55,7 +59,7 @@ func (x *Index) migrate(ctx context.Context) (err error) {
 	}
 	if old > 0 {
 		// The old table's indexes go with it; Open makes the new ones.
-		if _, err := tx.ExecContext(ctx, `ALTER TABLE accesses RENAME TO accesses_v0`); err != nil {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE accesses RENAME TO accesses_old`); err != nil {
 			return fmt.Errorf("subjectindex: convert %s: %w", x.path, err)
 		}
 	}
@@ -63,10 +67,10 @@ func (x *Index) migrate(ctx context.Context) (err error) {
 		return fmt.Errorf("subjectindex: create tables in %s: %w", x.path, err)
 	}
 	if old > 0 {
-		if err := convert(ctx, tx); err != nil {
+		if err := convert(ctx, tx, version); err != nil {
 			return fmt.Errorf("subjectindex: convert %s (remove it and run `clover log reindex` to rebuild it from the log): %w", x.path, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DROP TABLE accesses_v0`); err != nil {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE accesses_old`); err != nil {
 			return fmt.Errorf("subjectindex: convert %s: %w", x.path, err)
 		}
 	}
@@ -79,13 +83,21 @@ func (x *Index) migrate(ctx context.Context) (err error) {
 	return nil
 }
 
-// convert copies the rows of accesses_v0 (format 0) into accesses, in log
-// order, convertBatch at a time, interning their words as Add does.
-func convert(ctx context.Context, tx *sql.Tx) error {
-	d := emptyDict
+// convert copies the rows of accesses_old (of format version) into
+// accesses, in log order, convertBatch at a time, interning their words as
+// Add does. The words of a file of format 1 keep their ids.
+func convert(ctx context.Context, tx *sql.Tx, version int) error {
+	d, err := loadWords(ctx, tx, emptyDict)
+	if err != nil {
+		return err
+	}
+	decode := decodeV0
+	if version == 1 {
+		decode = func(roles, fields []byte, it *Item) error { return decodeV1(d, roles, fields, it) }
+	}
 	after := int64(-1)
 	for {
-		items, err := readOldRows(ctx, tx, after)
+		items, err := readOldRows(ctx, tx, after, decode)
 		if err != nil || len(items) == 0 {
 			return err
 		}
@@ -96,11 +108,36 @@ func convert(ctx context.Context, tx *sql.Tx) error {
 	}
 }
 
-// readOldRows reads up to convertBatch rows of accesses_v0 after log index
-// after.
-func readOldRows(ctx context.Context, tx *sql.Tx, after int64) ([]Item, error) {
+// decodeV0 decodes the roles and fields of a row of format 0: JSON.
+func decodeV0(roles, fields []byte, it *Item) error {
+	if err := json.Unmarshal(roles, &it.Roles); err != nil {
+		return fmt.Errorf("roles: %w", err)
+	}
+	if err := json.Unmarshal(fields, &it.Fields); err != nil {
+		return fmt.Errorf("fields: %w", err)
+	}
+	return nil
+}
+
+// decodeV1 decodes the roles and fields of a row of format 1: blobs of
+// appendRoles and appendFields, with the words d holds (all of the file's:
+// the conversion holds the write lock).
+func decodeV1(d *dict, roles, fields []byte, it *Item) (err error) {
+	if it.Roles, err = decodeRoles(roles, d); err != nil {
+		return fmt.Errorf("roles: %w", err)
+	}
+	if it.Fields, err = decodeFields(fields, d); err != nil {
+		return fmt.Errorf("fields: %w", err)
+	}
+	return nil
+}
+
+// readOldRows reads up to convertBatch rows of accesses_old after log
+// index after, their roles and fields decoded with decode. Formats 0 and 1
+// have the same columns.
+func readOldRows(ctx context.Context, tx *sql.Tx, after int64, decode func(roles, fields []byte, it *Item) error) ([]Item, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT log_index, subject, time, kind, decision, actor_type, roles, country, purpose, fields, status
-		FROM accesses_v0 WHERE log_index > ? ORDER BY log_index LIMIT ?`, after, convertBatch)
+		FROM accesses_old WHERE log_index > ? ORDER BY log_index LIMIT ?`, after, convertBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +153,8 @@ func readOldRows(ctx context.Context, tx *sql.Tx, after int64) ([]Item, error) {
 			return nil, err
 		}
 		it.Index, it.Time = uint64(idx), time.UnixMicro(micros).UTC()
-		if err := json.Unmarshal(roles, &it.Roles); err != nil {
-			return nil, fmt.Errorf("item %d: roles: %w", idx, err)
-		}
-		if err := json.Unmarshal(fields, &it.Fields); err != nil {
-			return nil, fmt.Errorf("item %d: fields: %w", idx, err)
+		if err := decode(roles, fields, &it); err != nil {
+			return nil, fmt.Errorf("item %d: %w", idx, err)
 		}
 		items = append(items, it)
 	}

@@ -17,11 +17,16 @@
 // only the roles, country and type of the caller, what was decided and
 // released, and why.
 //
-// A row's roles and released fields are compact blobs (see rows.go): field
-// names and roles interned in a small table of words, forms one code each.
-// Most of what a row of earlier versions held was its fields as JSON, and
-// every row costs the server its bytes written twice (write-ahead log, then
-// file). Files of earlier versions are converted when opened (migrate.go).
+// A row is the entry's log index, the subject's pseudonym and one compact
+// blob of everything else (see rows.go): the time, kind, decision, status
+// and the caller's type, roles and country, the purpose and the released
+// fields, with field names and roles interned in a small table of words
+// and kinds, decisions, actor types and forms one code each. One blob,
+// rather than a column per value, because SQLite's work per row grows with
+// the values bound and stored more than with their bytes; compact because
+// every row costs the server its bytes written twice (write-ahead log,
+// then file). Files of earlier versions are converted when opened
+// (migrate.go).
 package subjectindex
 
 import (
@@ -95,21 +100,12 @@ type Index struct {
 	words atomic.Pointer[dict]
 }
 
-// tables are the index's tables. time is unix microseconds, UTC; roles and
-// fields are blobs of appendRoles and appendFields, whose words are those
-// of the table words.
+// tables are the index's tables. row is a blob of appendRow, whose words
+// are those of the table words.
 const tables = `CREATE TABLE IF NOT EXISTS accesses (
-	log_index  INTEGER NOT NULL PRIMARY KEY,
-	subject    TEXT    NOT NULL,
-	time       INTEGER NOT NULL,
-	kind       TEXT    NOT NULL,
-	decision   TEXT    NOT NULL,
-	actor_type TEXT    NOT NULL,
-	roles      BLOB    NOT NULL,
-	country    TEXT    NOT NULL,
-	purpose    TEXT    NOT NULL,
-	fields     BLOB    NOT NULL,
-	status     INTEGER NOT NULL
+	log_index INTEGER NOT NULL PRIMARY KEY,
+	subject   TEXT    NOT NULL,
+	row       BLOB    NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS words (
 	id   INTEGER NOT NULL PRIMARY KEY,
@@ -308,10 +304,8 @@ func insert(ctx context.Context, tx *sql.Tx, base *dict, items []Item) (*dict, e
 	args := make([]any, 0, len(items)*columns)
 	start := 0
 	for i, it := range items {
-		roles, fields := buf[start:ends[2*i]:ends[2*i]], buf[ends[2*i]:ends[2*i+1]:ends[2*i+1]]
-		start = ends[2*i+1]
-		args = append(args, int64(it.Index), it.Subject, it.Time.UTC().UnixMicro(), it.Kind, it.Decision,
-			it.ActorType, roles, it.Country, it.Purpose, fields, it.Status)
+		args = append(args, int64(it.Index), it.Subject, buf[start:ends[i]:ends[i]])
+		start = ends[i]
 	}
 	if full := len(items) / rowsPerInsert; full > 0 {
 		stmt, err := tx.PrepareContext(ctx, insertFull)
@@ -335,28 +329,31 @@ func insert(ctx context.Context, tx *sql.Tx, base *dict, items []Item) (*dict, e
 	return d, nil
 }
 
-// encode encodes the roles and fields of items with d into one buffer
-// (every row's two blobs end at ends[2i] and ends[2i+1]), and reports
-// whether it wrote inline a word that could be interned.
+// encode encodes the rows of items with d into one buffer (item i's ends
+// at ends[i]), and reports whether it wrote inline a word that could be
+// interned.
 func encode(d *dict, items []Item) (buf []byte, ends []int, missed bool) {
-	buf = make([]byte, 0, len(items)*32)
-	ends = make([]int, 0, 2*len(items))
-	for _, it := range items {
-		var m1, m2 bool
-		buf, m1 = appendRoles(buf, d, it.Roles)
+	buf = make([]byte, 0, len(items)*48)
+	ends = make([]int, 0, len(items))
+	for i := range items {
+		var m bool
+		buf, m = appendRow(buf, d, &items[i])
 		ends = append(ends, len(buf))
-		buf, m2 = appendFields(buf, d, it.Fields)
-		ends = append(ends, len(buf))
-		missed = missed || m1 || m2
+		missed = missed || m
 	}
 	return buf, ends, missed
 }
 
-// columns is the number of columns of a row of accesses.
-const columns = 11
+// columns is the number of columns of a row of accesses, each a value
+// bound per row.
+const columns = 3
 
 // rowsPerInsert is how many rows one INSERT statement writes (at most
-// 32766/columns: SQLite's limit on a statement's parameters).
+// 32766/columns: SQLite's limit on a statement's parameters). More barely
+// help (in BenchmarkAdd, 256 no faster and 1024 a few percent, within the
+// noise) and cost more where it does not show: Add prepares its
+// statements every time, at ~0.4 µs a row, and the gateway's batches (a
+// second of reads) are of any size, so the remainder's is prepared too.
 const rowsPerInsert = 64
 
 // insertFull inserts rowsPerInsert rows.
@@ -366,12 +363,12 @@ var insertFull = insertStatement(rowsPerInsert)
 func insertStatement(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT OR REPLACE INTO accesses
-		(log_index, subject, time, kind, decision, actor_type, roles, country, purpose, fields, status) VALUES `)
+		(log_index, subject, row) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?)")
 	}
 	return b.String()
 }
@@ -396,9 +393,7 @@ func (x *Index) List(ctx context.Context, subject string, limit int, from uint64
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
 	defer conn.Close()
-	stmt, err := conn.PrepareContext(ctx, `SELECT log_index, time, kind, decision, actor_type, roles, country, purpose, fields, status
-		FROM accesses WHERE log_index >> 16 = ? AND substr(subject, 1, 16) = ? AND subject = ? AND log_index >= ?
-		ORDER BY log_index LIMIT ?`)
+	stmt, err := conn.PrepareContext(ctx, listQuery)
 	if err != nil {
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
@@ -413,6 +408,13 @@ func (x *Index) List(ctx context.Context, subject string, limit int, from uint64
 	return out, nil
 }
 
+// listQuery reads a subject's rows of one epoch from a log index on, in
+// log order, from the by-subject index: epoch, pseudonym prefix, the whole
+// pseudonym, from, limit.
+const listQuery = `SELECT log_index, row FROM accesses
+	WHERE log_index >> 16 = ? AND substr(subject, 1, 16) = ? AND subject = ? AND log_index >= ?
+	ORDER BY log_index LIMIT ?`
+
 // listEpoch appends to out the subject's items of one epoch, read with
 // stmt, prepared on conn.
 func (x *Index) listEpoch(ctx context.Context, conn *sql.Conn, stmt *sql.Stmt, out []Item, epoch uint64, prefix, subject string, from uint64, limit int) ([]Item, error) {
@@ -424,33 +426,24 @@ func (x *Index) listEpoch(ctx context.Context, conn *sql.Conn, stmt *sql.Stmt, o
 	d := x.words.Load()
 	for rows.Next() {
 		var (
-			idx, micros   int64
-			roles, fields sql.RawBytes
+			idx int64
+			row sql.RawBytes
 		)
-		it := Item{Subject: subject}
-		if err := rows.Scan(&idx, &micros, &it.Kind, &it.Decision, &it.ActorType, &roles, &it.Country, &it.Purpose, &fields, &it.Status); err != nil {
+		if err := rows.Scan(&idx, &row); err != nil {
 			return nil, fmt.Errorf("subjectindex: list: %w", err)
 		}
-		it.Index, it.Time = uint64(idx), time.UnixMicro(micros).UTC()
-		if it.Roles, err = decodeRoles(roles, d); errors.Is(err, errUnknownWord) {
+		it, err := decodeRow(row, d)
+		if errors.Is(err, errUnknownWord) {
 			// Words added by another connection since d was loaded.
 			if d, err = x.reloadWords(ctx, conn, d); err != nil {
 				return nil, err
 			}
-			it.Roles, err = decodeRoles(roles, d)
+			it, err = decodeRow(row, d)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("subjectindex: item %d: roles: %w", idx, err)
+			return nil, fmt.Errorf("subjectindex: item %d: %w", idx, err)
 		}
-		if it.Fields, err = decodeFields(fields, d); errors.Is(err, errUnknownWord) {
-			if d, err = x.reloadWords(ctx, conn, d); err != nil {
-				return nil, err
-			}
-			it.Fields, err = decodeFields(fields, d)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("subjectindex: item %d: fields: %w", idx, err)
-		}
+		it.Index, it.Subject = uint64(idx), subject
 		out = append(out, it)
 	}
 	if err := rows.Err(); err != nil {

@@ -215,9 +215,7 @@ func TestAddManyAcrossEpochs(t *testing.T) {
 // by-subject index, in order, rather than by a scan or a sort.
 func TestListUsesIndex(t *testing.T) {
 	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
-	rows, err := x.db.Query(`EXPLAIN QUERY PLAN SELECT log_index, time, kind, decision, actor_type, roles, country, purpose, fields, status
-		FROM accesses WHERE log_index >> 16 = ? AND substr(subject, 1, 16) = ? AND subject = ? AND log_index >= ?
-		ORDER BY log_index LIMIT ?`, 0, "a", "a", 0, 10)
+	rows, err := x.db.Query(`EXPLAIN QUERY PLAN `+listQuery, 0, "a", "a", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
