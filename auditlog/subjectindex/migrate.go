@@ -67,9 +67,15 @@ func (x *Index) migrate(ctx context.Context) (err error) {
 		return fmt.Errorf("subjectindex: create tables in %s: %w", x.path, err)
 	}
 	if old > 0 {
-		if err := convert(ctx, tx, version); err != nil {
+		start := time.Now()
+		x.log.Info("converting the subject access index to the current format; this takes about 9 s per million rows",
+			"path", x.path, "from_format", version, "to_format", formatVersion)
+		rows, err := convert(ctx, tx, version)
+		if err != nil {
 			return fmt.Errorf("subjectindex: convert %s (remove it and run `clover log reindex` to rebuild it from the log): %w", x.path, err)
 		}
+		x.log.Info("converted the subject access index", "path", x.path, "rows", rows,
+			"took", time.Since(start).Round(time.Millisecond).String())
 		if _, err := tx.ExecContext(ctx, `DROP TABLE accesses_old`); err != nil {
 			return fmt.Errorf("subjectindex: convert %s: %w", x.path, err)
 		}
@@ -86,10 +92,10 @@ func (x *Index) migrate(ctx context.Context) (err error) {
 // convert copies the rows of accesses_old (of format version) into
 // accesses, in log order, convertBatch at a time, interning their words as
 // Add does. The words of a file of format 1 keep their ids.
-func convert(ctx context.Context, tx *sql.Tx, version int) error {
+func convert(ctx context.Context, tx *sql.Tx, version int) (rows int64, err error) {
 	d, err := loadWords(ctx, tx, emptyDict)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	decode := decodeV0
 	if version == 1 {
@@ -99,11 +105,12 @@ func convert(ctx context.Context, tx *sql.Tx, version int) error {
 	for {
 		items, err := readOldRows(ctx, tx, after, decode)
 		if err != nil || len(items) == 0 {
-			return err
+			return rows, err
 		}
 		if d, err = insert(ctx, tx, d, items); err != nil {
-			return err
+			return rows, err
 		}
+		rows += int64(len(items))
 		after = int64(items[len(items)-1].Index)
 	}
 }

@@ -1,11 +1,13 @@
 package subjectindex
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"slices"
@@ -322,7 +324,18 @@ func TestOpenConvertsV1File(t *testing.T) {
 	}
 	wantA = append(wantA, known)
 
-	x := open(t, path)
+	var logged bytes.Buffer
+	x, err := OpenLogged(path, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	for _, want := range []string{"msg=\"converting the subject access index", "from_format=1 to_format=2",
+		fmt.Sprintf("msg=\"converted the subject access index\" path=%s rows=%d", path, len(items)+1)} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("log %q lacks %q", logged.String(), want)
+		}
+	}
 	if diff := cmp.Diff(wantA, listAll(t, x, subjA)); diff != "" {
 		t.Errorf("List after conversion (-want +got):\n%s", diff)
 	}

@@ -327,7 +327,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// from the log, fed by the gateway in the background. Deferred closes run
 	// in reverse: the gateway's feeder stops (writing what is queued) before
 	// the index closes, and the index before the audit log.
-	accessIndex, err := subjectindex.Open(filepath.Join(cfg.Data, "log", "subjects.db"))
+	accessIndex, err := subjectindex.OpenLogged(filepath.Join(cfg.Data, "log", "subjects.db"), log)
 	if err != nil {
 		return fmt.Errorf("subject access index: %w", err)
 	}
