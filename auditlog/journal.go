@@ -508,7 +508,10 @@ type recoveredJournal struct {
 	file     *os.File  // the last segment, open for appending
 	segments []segment // every segment on disk, oldest first
 	next     uint64    // index of the next record
-	entries  [][]byte  // the records from index keepFrom on, in order
+	// entries are the records from index keepFrom on, in order, as many as
+	// the budget holds: up to index keptTo.
+	entries [][]byte
+	keptTo  uint64
 }
 
 // openJournal opens the journal in d for appending, creating its first
@@ -516,10 +519,13 @@ type recoveredJournal struct {
 // records from index keepFrom on: the segment holding keepFrom and every
 // later one are read whole and checked; each must end where the next one
 // begins. Earlier segments, left for deletion, are checked by their header
-// only. A torn tail of the last segment is cut off, and a last segment
-// whose header a crash interrupted (nothing after it) gets its header
-// again. Everything else that is wrong is ErrCorrupt, naming the file.
-func openJournal(d segmentDir, keepFrom uint64, log *slog.Logger) (_ *recoveredJournal, err error) {
+// only. It keeps in memory the records from keepFrom on while their bytes
+// are within budget (at least one, if there is any); readJournal reads the
+// rest later. A torn tail of the last segment is cut off, and a last
+// segment whose header a crash interrupted (nothing after it) gets its
+// header again. Everything else that is wrong is ErrCorrupt, naming the
+// file.
+func openJournal(d segmentDir, keepFrom uint64, budget int64, log *slog.Logger) (_ *recoveredJournal, err error) {
 	bases, err := d.list()
 	if err != nil {
 		return nil, err
@@ -574,10 +580,11 @@ func openJournal(d segmentDir, keepFrom uint64, log *slog.Logger) (_ *recoveredJ
 		if _, err := checkSegmentHeader(path, base); err != nil {
 			return nil, err
 		}
-		scan, err := scanJournal(f, size, keepFrom)
+		scan, err := scanJournal(f, size, keep{from: keepFrom, budget: budget})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		budget = scan.budget
 		if !last {
 			next := bases[i+1]
 			switch {
@@ -605,7 +612,40 @@ func openJournal(d segmentDir, keepFrom uint64, log *slog.Logger) (_ *recoveredJ
 		r.segments = append(r.segments, segment{base, scan.end})
 		r.next = scan.next
 	}
+	r.keptTo = min(keepFrom, r.next) + uint64(len(r.entries))
 	return r, nil
+}
+
+// readJournal reads the records of a recovered journal from index from on,
+// while their bytes are within budget (at least one); segments are the
+// journal's, as openJournal found and checked them, and from is below the
+// journal's next index. It checks every group it reads again.
+func readJournal(d segmentDir, segments []segment, from uint64, budget int64) ([][]byte, error) {
+	k := sort.Search(len(segments), func(i int) bool { return segments[i].base > from }) - 1
+	if k < 0 {
+		return nil, fmt.Errorf("%w: no journal segment holds index %d", ErrCorrupt, from)
+	}
+	var out [][]byte
+	for _, seg := range segments[k:] {
+		if budget <= 0 {
+			break
+		}
+		path := d.file(seg.base)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("auditlog: %w", err)
+		}
+		scan, err := scanJournal(f, seg.bytes, keep{from: from, budget: budget, stop: true})
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out, budget = append(out, scan.entries...), scan.budget
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: the journal has no entry at index %d any more", ErrCorrupt, from)
+	}
+	return out, nil
 }
 
 // checkSegmentHeader checks that the segment at path has a whole header

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 )
 
 // The journal file format (all integers big-endian; CRC-32C, Castagnoli):
@@ -78,22 +79,39 @@ func appendGroup(b []byte, first uint64, entries [][]byte) []byte {
 // recordSize is the encoded size of the record of an entry.
 func recordSize(entry []byte) int { return recordHeaderSize + len(entry) }
 
+// keep says which records a journal scan keeps in memory: those from
+// index from on, while their bytes are within budget. The record that
+// crosses the budget is kept, so a scan with a positive budget that reaches
+// index from keeps at least one record, and what it keeps is always a run
+// of consecutive records. With stop, the scan ends once the budget is spent
+// instead of reading (and checking) the rest of the file.
+type keep struct {
+	from   uint64
+	budget int64
+	stop   bool
+}
+
+// keepAll keeps every record from index from on.
+func keepAll(from uint64) keep { return keep{from: from, budget: math.MaxInt64} }
+
 // journalScan is what scanJournal found.
 type journalScan struct {
 	base    uint64   // index of the first record of the file
 	next    uint64   // index the next record will have
 	end     int64    // offset of the end of the last intact group
 	torn    int64    // bytes after end: a torn tail to cut off
-	entries [][]byte // the records with index >= keepFrom, in order
+	entries [][]byte // the records kept (see keep), in order
+	budget  int64    // what is left of the budget
+	stopped bool     // the scan stopped early (keep.stop): next, end and torn are not the file's
 }
 
 // scanJournal reads a journal file of the given size from r, checking every
-// group and record. It keeps the records from index keepFrom on. A torn tail
-// is reported in torn, not as an error; damage before the tail is an error
-// matching ErrCorrupt.
-func scanJournal(r io.Reader, size int64, keepFrom uint64) (journalScan, error) {
+// group and record, and keeps the records k says. A torn tail is reported
+// in torn, not as an error; damage before the tail is an error matching
+// ErrCorrupt.
+func scanJournal(r io.Reader, size int64, k keep) (journalScan, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
-	var s journalScan
+	s := journalScan{budget: k.budget}
 	if size < journalHeaderSize {
 		return s, fmt.Errorf("%w: journal shorter than its header (%d bytes)", ErrCorrupt, size)
 	}
@@ -153,12 +171,17 @@ func scanJournal(r io.Reader, size int64, keepFrom uint64) (journalScan, error) 
 			return s, corrupt("%v", perr)
 		}
 		for i, rec := range records {
-			if s.next+uint64(i) >= keepFrom {
+			if s.next+uint64(i) >= k.from && s.budget > 0 {
 				s.entries = append(s.entries, append([]byte(nil), rec...))
+				s.budget -= int64(len(rec))
 			}
 		}
 		s.next += uint64(count)
 		s.end += groupHeaderSize + bodyLen
+		if k.stop && s.budget <= 0 && s.next > k.from {
+			s.stopped = true
+			return s, nil
+		}
 	}
 	s.torn = size - s.end
 	return s, nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,12 +94,16 @@ type Options struct {
 	// Test hooks.
 	wrapJournal func(journalFile) journalFile // wraps the journal file
 	noFeeder    bool                          // journal only: nothing reaches the tree
+	// recoveryBytes caps the journal entries recovery holds in memory at
+	// once (default recoveryBytes).
+	recoveryBytes int64
 }
 
 // Defaults of Options.
 const (
 	DefaultMaxPending          = 16384
 	DefaultMaxBacklog          = 1 << 18
+	defaultRecoveryBytes       = 64 << 20
 	DefaultBatchSize           = 4096
 	DefaultBatchAge            = 100 * time.Millisecond
 	DefaultCheckpointInterval  = 200 * time.Millisecond
@@ -122,6 +127,7 @@ func (o Options) withDefaults() Options {
 	}
 	setDefault(&o.MaxPending, DefaultMaxPending)
 	setDefault(&o.MaxBacklog, DefaultMaxBacklog)
+	setDefault(&o.recoveryBytes, defaultRecoveryBytes)
 	setDefault(&o.BatchSize, DefaultBatchSize)
 	setDefault(&o.BatchAge, DefaultBatchAge)
 	setDefault(&o.CheckpointInterval, DefaultCheckpointInterval)
@@ -367,7 +373,11 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 		keepFrom = size - 1 // to check that tree and journal agree
 	}
 	segments := segmentDir{path: journalDir, wrap: o.wrapJournal}
-	scan, err := openJournal(segments, keepFrom, o.Logger)
+	budget := o.recoveryBytes
+	if o.noFeeder {
+		budget = math.MaxInt64 // nothing is fed, so everything stays in the backlog
+	}
+	scan, err := openJournal(segments, keepFrom, budget, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +404,7 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 		l.fed = make(chan struct{})
 		go l.feed(tctx)
 		cleanup = append(cleanup, func() { l.stopFeeder() })
-		if err := l.waitFed(ctx, scan.next); err != nil {
+		if err := l.recoverRest(ctx, segments, scan); err != nil {
 			return nil, err
 		}
 	}
@@ -402,6 +412,39 @@ func Open(ctx context.Context, opts Options) (_ *Log, err error) {
 	l.retired = make(chan struct{})
 	go l.retire(tctx)
 	return l, nil
+}
+
+// recoverRest waits until the tree holds every entry of the recovered
+// journal. The entries openJournal kept in memory are in the backlog; the
+// rest are read from the journal a budget's worth at a time, each part once
+// the feeder has added the one before, so that recovering a long journal
+// (a tree restored from an old backup) needs a bounded amount of memory.
+func (l *Log) recoverRest(ctx context.Context, d segmentDir, scan *recoveredJournal) error {
+	for at := scan.keptTo; at < scan.next; {
+		if err := l.waitFed(ctx, at); err != nil {
+			return err
+		}
+		part, err := readJournal(d, scan.segments, at, l.opts.recoveryBytes)
+		if err != nil {
+			return err
+		}
+		part = part[:min(uint64(len(part)), scan.next-at)]
+		l.mu.Lock()
+		ok := l.backlogAt+uint64(len(l.backlog)) == at
+		if ok {
+			l.backlog = append(l.backlog, part...)
+		}
+		l.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("%w: recovery read index %d but the backlog ends elsewhere", errInvariant, at)
+		}
+		select {
+		case l.feedWake <- struct{}{}:
+		default:
+		}
+		at += uint64(len(part))
+	}
+	return l.waitFed(ctx, scan.next)
 }
 
 // checkTreeEntry checks that the last entry of a tree of the given size is

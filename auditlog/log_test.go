@@ -436,7 +436,7 @@ func TestJournalScanTornAtEveryLength(t *testing.T) {
 	whole := len(b)
 	b = appendGroup(b, 3, [][]byte{[]byte("dddd"), []byte("eeeee")})
 	for cut := whole; cut < len(b); cut++ {
-		s, err := scanJournal(bytes.NewReader(b[:cut]), int64(cut), 0)
+		s, err := scanJournal(bytes.NewReader(b[:cut]), int64(cut), keepAll(0))
 		if err != nil {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
@@ -446,28 +446,28 @@ func TestJournalScanTornAtEveryLength(t *testing.T) {
 	}
 	// A torn group filled with zeros, as a crash may leave it.
 	zeros := append(b[:whole:whole], make([]byte, 100)...)
-	if s, err := scanJournal(bytes.NewReader(zeros), int64(len(zeros)), 0); err != nil || s.torn != 100 {
+	if s, err := scanJournal(bytes.NewReader(zeros), int64(len(zeros)), keepAll(0)); err != nil || s.torn != 100 {
 		t.Fatalf("zeros: %+v, %v", s, err)
 	}
 	// Whole: everything, keeping from index 2.
-	s, err := scanJournal(bytes.NewReader(b), int64(len(b)), 2)
+	s, err := scanJournal(bytes.NewReader(b), int64(len(b)), keepAll(2))
 	if err != nil || s.next != 5 || s.torn != 0 || len(s.entries) != 3 || string(s.entries[0]) != "ccc" {
 		t.Fatalf("whole: %+v, %v", s, err)
 	}
 	// A bad record followed by another group is corruption, not a tail.
 	bad := bytes.Clone(b)
 	bad[journalHeaderSize+groupHeaderSize+recordHeaderSize] ^= 1
-	if _, err := scanJournal(bytes.NewReader(bad), int64(len(bad)), 0); !errors.Is(err, ErrCorrupt) {
+	if _, err := scanJournal(bytes.NewReader(bad), int64(len(bad)), keepAll(0)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("bad record in the middle: %v", err)
 	}
 	// A group announcing the wrong first index.
 	wrong := appendJournalHeader(nil, 0)
 	wrong = appendGroup(wrong, 7, [][]byte{[]byte("x")})
-	if _, err := scanJournal(bytes.NewReader(wrong), int64(len(wrong)), 0); !errors.Is(err, ErrCorrupt) {
+	if _, err := scanJournal(bytes.NewReader(wrong), int64(len(wrong)), keepAll(0)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("wrong first index: %v", err)
 	}
 	// Not a journal.
-	if _, err := scanJournal(bytes.NewReader([]byte("hello world, this is not it")), 27, 0); !errors.Is(err, ErrCorrupt) {
+	if _, err := scanJournal(bytes.NewReader([]byte("hello world, this is not it")), 27, keepAll(0)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("not a journal: %v", err)
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,7 +62,7 @@ func readSegments(t *testing.T, opts Options) (uint64, [][]byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scan, err := scanJournal(bytes.NewReader(b), int64(len(b)), 0)
+		scan, err := scanJournal(bytes.NewReader(b), int64(len(b)), keepAll(0))
 		if err != nil || scan.torn != 0 || scan.base != s.base {
 			t.Fatalf("segment %s: scan %+v, %v", s.path, scan, err)
 		}
@@ -512,5 +515,112 @@ func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecoveryInParts recovers a journal of several segments with a memory
+// budget of a few entries: every entry reaches the tree under its index,
+// whether the tree was empty or held the first entries, and appends go on
+// after them.
+func TestRecoveryInParts(t *testing.T) {
+	for _, integrated := range []int{0, 30} {
+		t.Run(fmt.Sprint(integrated, " in the tree"), func(t *testing.T) {
+			opts := rotatingOptions(t, t.TempDir())
+			var entries [][]byte
+			if integrated > 0 {
+				l := openLog(t, opts)
+				entries = appendN(t, l, 0, integrated)
+				waitIntegrated(t, l, uint64(integrated-1))
+				l.Close()
+			}
+			paused := opts
+			paused.noFeeder = true
+			l := openLog(t, paused)
+			entries = append(entries, appendUntilSegments(t, l, len(entries), 4)...)
+			l.Close()
+			next := uint64(len(entries))
+
+			opts.recoveryBytes = int64(3*len(entries[0]) + 1) // four entries a part
+			l = openLog(t, opts)
+			if s := l.Stats(); s.Durable != next || s.Integrated != next {
+				t.Fatalf("after recovery, Stats = %+v, want %d durable and integrated", s, next)
+			}
+			entries = append(entries, appendN(t, l, int(next), 3)...)
+			waitIntegrated(t, l, next+2)
+			for i, want := range entries {
+				got, err := l.Entry(context.Background(), uint64(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("entry %d differs after recovery", i)
+				}
+			}
+		})
+	}
+}
+
+// TestReadJournal reads parts of a journal of several segments: each part
+// starts where asked, runs on across segment boundaries, and stops once
+// its bytes pass the budget (with at least one entry).
+func TestReadJournal(t *testing.T) {
+	opts, _, entries := journalOnlyLog(t, 3)
+	d := segmentDir{path: filepath.Join(opts.Dir, "journal")}
+	scan, err := openJournal(d, 0, math.MaxInt64, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan.file.Close()
+	if len(scan.segments) < 3 || scan.keptTo != uint64(len(entries)) {
+		t.Fatalf("openJournal: %d segments, kept to %d; want 3 or more, %d", len(scan.segments), scan.keptTo, len(entries))
+	}
+	// budget is a budget that holds n entries from from: the bytes of the
+	// first n-1 and one more.
+	budget := func(from uint64, n int) int64 {
+		b := int64(1)
+		for _, e := range entries[from : from+uint64(n)-1] {
+			b += int64(len(e))
+		}
+		return b
+	}
+	boundary := scan.segments[1].base
+	for _, c := range []struct {
+		from   uint64
+		budget int64
+		want   int
+	}{
+		{0, 1, 1},
+		{0, int64(len(entries[0])), 1},
+		{0, budget(0, 2), 2},
+		{boundary - 2, budget(boundary-2, 4), 4}, // across the boundary
+		{boundary, budget(boundary, 3), 3},
+		{uint64(len(entries)) - 2, math.MaxInt64, 2}, // to the end
+		{0, math.MaxInt64, len(entries)},
+	} {
+		got, err := readJournal(d, scan.segments, c.from, c.budget)
+		if err != nil {
+			t.Fatalf("readJournal(%d, %d): %v", c.from, c.budget, err)
+		}
+		if len(got) != c.want {
+			t.Fatalf("readJournal(%d, %d): %d entries, want %d", c.from, c.budget, len(got), c.want)
+		}
+		for i, e := range got {
+			if !bytes.Equal(e, entries[c.from+uint64(i)]) {
+				t.Fatalf("readJournal(%d, %d): entry %d differs", c.from, c.budget, c.from+uint64(i))
+			}
+		}
+	}
+	if _, err := readJournal(d, scan.segments, uint64(len(entries)), math.MaxInt64); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("readJournal past the end = %v, want ErrCorrupt", err)
+	}
+
+	// A budget holds what openJournal keeps too.
+	scan, err = openJournal(d, 5, budget(5, 3), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan.file.Close()
+	if len(scan.entries) != 3 || scan.keptTo != 8 || !bytes.Equal(scan.entries[0], entries[5]) {
+		t.Fatalf("openJournal with a budget kept %d entries, to %d; want entries 5 to 7", len(scan.entries), scan.keptTo)
 	}
 }
