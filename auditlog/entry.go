@@ -750,12 +750,7 @@ func (d *decoder) field() Field {
 // Whether the groups are as long as they can be, Decode checks by encoding
 // the entry again.
 func (d *decoder) fieldGroups() []Field {
-	if !d.expect('[') {
-		return nil
-	}
-	if d.next(']') {
-		d.pos--
-		d.fail("empty array (an empty field is left out)")
+	if !d.openArray() {
 		return nil
 	}
 	var buf [16]Field
@@ -971,14 +966,22 @@ func truncate(s string) string {
 	return s
 }
 
-// array reads a non-empty array, each element with elem.
-func array[T any](d *decoder, elem func() T) []T {
+// openArray reads the '[' of an array that must not be empty.
+func (d *decoder) openArray() bool {
 	if !d.expect('[') {
-		return nil
+		return false
 	}
 	if d.next(']') {
 		d.pos--
 		d.fail("empty array (an empty field is left out)")
+		return false
+	}
+	return true
+}
+
+// array reads a non-empty array, each element with elem.
+func array[T any](d *decoder, elem func() T) []T {
+	if !d.openArray() {
 		return nil
 	}
 	var buf [16]T // most arrays fit: one allocation, of the right size
@@ -1002,12 +1005,7 @@ func array[T any](d *decoder, elem func() T) []T {
 // one backing array, d.strs, each cut with a full slice expression so that
 // appending to one cannot overwrite the next.
 func (d *decoder) stringArray() []string {
-	if !d.expect('[') {
-		return nil
-	}
-	if d.next(']') {
-		d.pos--
-		d.fail("empty array (an empty field is left out)")
+	if !d.openArray() {
 		return nil
 	}
 	if d.strs == nil {

@@ -675,58 +675,35 @@ func decoded(e *Entry) *Entry {
 }
 
 // TestEncodeGoldenBytes checks that the canonical bytes of entries of every
-// kind, with every awkward character, are those the first logs hold, and
-// that Decode reads them back.
+// kind, with every awkward character, are those the logs hold, in each
+// version, and that Decode reads them back.
 func TestEncodeGoldenBytes(t *testing.T) {
-	entries := goldenEntries()
-	if len(entries) != len(goldenEncodings) {
-		t.Fatalf("%d golden entries, %d encodings", len(entries), len(goldenEncodings))
-	}
-	for i, e := range entries {
-		e.Version = 1
-		want := goldenEncodings[i]
-		got, err := Encode(e)
-		if err != nil {
-			t.Errorf("entry %d: Encode: %v", i, err)
-			continue
+	for version, encodings := range map[int][]string{1: goldenEncodings, 2: goldenEncodingsV2} {
+		entries := goldenEntries()
+		if len(entries) != len(encodings) {
+			t.Fatalf("version %d: %d golden entries, %d encodings", version, len(entries), len(encodings))
 		}
-		if string(got) != want {
-			t.Errorf("entry %d: Encode:\n got %q\nwant %q", i, got, want)
-		}
-		d, err := Decode([]byte(want))
-		if err != nil {
-			t.Errorf("entry %d: Decode: %v", i, err)
-			continue
-		}
-		if diff := cmp.Diff(decoded(e), d); diff != "" {
-			t.Errorf("entry %d: Decode (-want +got):\n%s", i, diff)
-		}
-	}
-}
-
-// TestEncodeGoldenBytesV2 is TestEncodeGoldenBytes for version 2.
-func TestEncodeGoldenBytesV2(t *testing.T) {
-	entries := goldenEntries()
-	if len(entries) != len(goldenEncodingsV2) {
-		t.Fatalf("%d golden entries, %d encodings", len(entries), len(goldenEncodingsV2))
-	}
-	for i, e := range entries {
-		want := goldenEncodingsV2[i]
-		got, err := Encode(e)
-		if err != nil {
-			t.Errorf("entry %d: Encode: %v", i, err)
-			continue
-		}
-		if string(got) != want {
-			t.Errorf("entry %d: Encode:\n got %q\nwant %q", i, got, want)
-		}
-		d, err := Decode([]byte(want))
-		if err != nil {
-			t.Errorf("entry %d: Decode: %v", i, err)
-			continue
-		}
-		if diff := cmp.Diff(decoded(e), d); diff != "" {
-			t.Errorf("entry %d: Decode (-want +got):\n%s", i, diff)
+		for i, e := range entries {
+			if version < EntryVersion {
+				e.Version = version
+			}
+			want := encodings[i]
+			got, err := Encode(e)
+			if err != nil {
+				t.Errorf("version %d, entry %d: Encode: %v", version, i, err)
+				continue
+			}
+			if string(got) != want {
+				t.Errorf("version %d, entry %d: Encode:\n got %q\nwant %q", version, i, got, want)
+			}
+			d, err := Decode([]byte(want))
+			if err != nil {
+				t.Errorf("version %d, entry %d: Decode: %v", version, i, err)
+				continue
+			}
+			if diff := cmp.Diff(decoded(e), d); diff != "" {
+				t.Errorf("version %d, entry %d: Decode (-want +got):\n%s", version, i, diff)
+			}
 		}
 	}
 }

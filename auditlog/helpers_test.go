@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -66,6 +67,20 @@ func appendN(t testing.TB, l *Log, from, n int) [][]byte {
 		out = append(out, e)
 	}
 	return out
+}
+
+// checkEntries checks that the log holds entries, from index 0, in its tree.
+func checkEntries(t testing.TB, l *Log, entries [][]byte) {
+	t.Helper()
+	for i, want := range entries {
+		got, err := l.Entry(context.Background(), uint64(i))
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("entry %d differs", i)
+		}
+	}
 }
 
 func waitIntegrated(t testing.TB, l *Log, index uint64) {

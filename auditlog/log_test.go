@@ -172,15 +172,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	entries = append(entries, appendN(t, l, 70, 5)...)
 	waitIntegrated(t, l, 74)
-	for i, want := range entries {
-		got, err := l.Entry(context.Background(), uint64(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("entry %d differs after recovery", i)
-		}
-	}
+	checkEntries(t, l, entries)
 }
 
 func TestTornTailIsCut(t *testing.T) {
@@ -212,11 +204,7 @@ func TestTornTailIsCut(t *testing.T) {
 		t.Fatalf("Append after recovery = %d, %v; want index 10", idx, err)
 	}
 	waitIntegrated(t, l, 10)
-	for i, want := range entries {
-		if got, _ := l.Entry(context.Background(), uint64(i)); !bytes.Equal(got, want) {
-			t.Fatalf("entry %d differs", i)
-		}
-	}
+	checkEntries(t, l, entries)
 }
 
 func TestCorruptJournalRefused(t *testing.T) {

@@ -242,11 +242,7 @@ func TestSegmentsDeletedOnlyOnceIntegratedAndCheckpointed(t *testing.T) {
 	l = openLog(t, opts)
 	entries = append(entries, appendN(t, l, int(n), 2)...)
 	waitIntegrated(t, l, n+1)
-	for i, want := range entries {
-		if got, err := l.Entry(ctx, uint64(i)); err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("entry %d: %v", i, err)
-		}
-	}
+	checkEntries(t, l, entries)
 }
 
 // waitSegments waits until the journal has n segments.
@@ -336,11 +332,7 @@ func TestRecoveryAfterCrashMidRotation(t *testing.T) {
 				t.Fatalf("new appends did not go to the new segment: %v, %v", info, err)
 			}
 			waitIntegrated(t, l, next+1)
-			for i, want := range entries {
-				if got, _ := l.Entry(context.Background(), uint64(i)); !bytes.Equal(got, want) {
-					t.Fatalf("entry %d differs", i)
-				}
-			}
+			checkEntries(t, l, entries)
 		})
 	}
 }
@@ -547,15 +539,7 @@ func TestRecoveryInParts(t *testing.T) {
 			}
 			entries = append(entries, appendN(t, l, int(next), 3)...)
 			waitIntegrated(t, l, next+2)
-			for i, want := range entries {
-				got, err := l.Entry(context.Background(), uint64(i))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("entry %d differs after recovery", i)
-				}
-			}
+			checkEntries(t, l, entries)
 		})
 	}
 }
