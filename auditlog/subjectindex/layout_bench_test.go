@@ -18,10 +18,10 @@ import (
 //
 //   - columns: the eleven columns of format 1 (plus the key's two);
 //   - packed: everything but the key in one blob of 120 bytes (a row of
-//     format 2, as Add now writes it, is 33 in this load).
+//     formats 2 and 3, as Add now writes it, is 33 in this load).
 //
-// The index has taken the packed row (format 2) but not the table: it is
-// still keyed by log index, with the by-subject index beside it, and
+// The index has taken the packed row (formats 2 and 3) but not the table:
+// it is still keyed by log index, with the by-subject index beside it, and
 // written as items come. So packed against BenchmarkAdd is what the
 // key-ordered table would save, at the cost of an index that lags by up to
 // an epoch. Not used by the index: it informs the choice of its next

@@ -43,7 +43,7 @@ func wordsOf(t *testing.T, x *Index) []string {
 func storedRow(t *testing.T, x *Index, idx uint64) []byte {
 	t.Helper()
 	var row []byte
-	if err := x.db.QueryRow(`SELECT row FROM accesses WHERE log_index = ?`, int64(idx)).Scan(&row); err != nil {
+	if err := x.db.QueryRow(`SELECT row FROM access_rows WHERE log_index = ?`, int64(idx)).Scan(&row); err != nil {
 		t.Fatal(err)
 	}
 	return row
@@ -231,7 +231,7 @@ func TestWordsOfAnotherConnection(t *testing.T) {
 func TestFailedAddForgetsWords(t *testing.T) {
 	ctx := context.Background()
 	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
-	if _, err := x.db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON accesses WHEN NEW.log_index = 1
+	if _, err := x.db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON access_rows WHEN NEW.log_index = 1
 		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func TestListCorruptRow(t *testing.T) {
 		{"count beyond the blob", withFields(5, 0), errMalformed},
 		{"inline name not UTF-8", withFields(1, byte(formRaw), 1, 0xff), errMalformed},
 	} {
-		if _, err := x.db.Exec(`UPDATE accesses SET row = ? WHERE log_index = 7`, c.row); err != nil {
+		if _, err := x.db.Exec(`UPDATE access_rows SET row = ? WHERE log_index = 7`, c.row); err != nil {
 			t.Fatal(err)
 		}
 		_, err := x.List(ctx, subjA, 10, 0)

@@ -25,8 +25,13 @@
 // rather than a column per value, because SQLite's work per row grows with
 // the values bound and stored more than with their bytes; compact because
 // every row costs the server its bytes written twice (write-ahead log,
-// then file). Files of earlier versions are converted when opened
-// (migrate.go).
+// then file).
+//
+// A file of an earlier format is upgraded when opened, at once, whatever
+// its size: its rows stay where they are, in a legacy table that List
+// reads beside the table Add writes, rather than be converted (which took
+// 9 s per million rows, before the server listened). `clover log reindex`
+// writes every row in the current format (migrate.go).
 package subjectindex
 
 import (
@@ -97,24 +102,16 @@ type Item struct {
 type Index struct {
 	path string
 	db   *sql.DB
-	log  *slog.Logger // says when Open converts a file, which takes a while
+	// legacy is the format of the file's legacy table, which List reads
+	// beside access_rows (migrate.go), or noLegacy.
+	legacy int
 	// words is the words table as this process last saw it committed.
 	words atomic.Pointer[dict]
 }
 
-// tables are the index's tables. row is a blob of appendRow, whose words
-// are those of the table words.
-const tables = `CREATE TABLE IF NOT EXISTS accesses (
-	log_index INTEGER NOT NULL PRIMARY KEY,
-	subject   TEXT    NOT NULL,
-	row       BLOB    NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS words (
-	id   INTEGER NOT NULL PRIMARY KEY,
-	word TEXT    NOT NULL UNIQUE
-) STRICT`
-
-// indexSchema is the by-subject index, made once the tables are converted.
+// schema is the index's tables (and a file's legacy table, migrate.go):
+// access_rows, whose row is a blob of appendRow, whose words are those of
+// the table words; and its by-subject index.
 //
 // The by-subject index is shaped for writing. Items arrive in log order
 // but name random subjects, so in an index of the whole pseudonym nearly
@@ -128,10 +125,18 @@ CREATE TABLE IF NOT EXISTS words (
 // compares the whole pseudonym anyway), a third of the size of the whole.
 // The table's log_index is its rowid, which ends every index entry, so
 // the index also serves List's range and order. List reads the index one
-// epoch at a time. Files written before had an index of the whole
-// pseudonym, which Open replaces.
-const indexSchema = `DROP INDEX IF EXISTS accesses_by_subject;
-CREATE INDEX IF NOT EXISTS accesses_by_epoch_subject ON accesses (log_index >> 16, substr(subject, 1, 16))`
+// epoch at a time. A legacy table has the same index, on the same
+// expressions, which List reads the same way.
+const schema = `CREATE TABLE IF NOT EXISTS access_rows (
+	log_index INTEGER NOT NULL PRIMARY KEY,
+	subject   TEXT    NOT NULL,
+	row       BLOB    NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS access_rows_by_epoch_subject ON access_rows (log_index >> 16, substr(subject, 1, 16));
+CREATE TABLE IF NOT EXISTS words (
+	id   INTEGER NOT NULL PRIMARY KEY,
+	word TEXT    NOT NULL UNIQUE
+) STRICT`
 
 // epochBits is the 16 of the schema's log_index >> 16: an epoch is 65,536
 // consecutive log indexes.
@@ -160,13 +165,10 @@ func Open(path string) (*Index, error) {
 	return OpenLogged(path, nil)
 }
 
-// OpenLogged is Open, saying on log when it converts a file of an earlier
-// format (about 9 s per million rows on a 2-core machine), so that an
-// operator knows why a server has not started yet. A nil log says nothing.
+// OpenLogged is Open, saying on log when the file has rows of an earlier
+// format, which List reads in place and `clover log reindex` rewrites. A
+// nil log says nothing.
 func OpenLogged(path string, log *slog.Logger) (*Index, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("subjectindex: %w", err)
 	}
@@ -188,14 +190,15 @@ func OpenLogged(path string, log *slog.Logger) (*Index, error) {
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	x := &Index{path: path, db: db, log: log}
+	x := &Index{path: path, db: db}
 	x.words.Store(emptyDict)
 	ctx := context.Background()
-	if err := x.migrate(ctx); err != nil {
+	if x.legacy, err = x.migrate(ctx); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	if _, err := db.Exec(indexSchema); err != nil {
-		return nil, errors.Join(fmt.Errorf("subjectindex: create indexes in %s: %w", path, err), db.Close())
+	if x.legacy != noLegacy && log != nil {
+		log.Info("subject access index: rows of an earlier format are read in place; `clover log reindex` rewrites them",
+			"path", path, "format", x.legacy)
 	}
 	d, err := loadWords(ctx, db, emptyDict)
 	if err != nil {
@@ -251,9 +254,9 @@ func (x *Index) Close() error {
 	return nil
 }
 
-// Add stores items in one transaction. An item whose log index is already
-// stored replaces it, so adding the log's entries again (a rebuild) is
-// harmless.
+// Add stores items in one transaction, in access_rows. An item whose log
+// index is already stored replaces it (in a legacy table, it hides it), so
+// adding the log's entries again (a rebuild) is harmless.
 //
 // Callers should add many items at once: every transaction writes each
 // page it touched to the write-ahead log, and the by-subject index makes
@@ -356,7 +359,7 @@ func encode(d *dict, items []Item) (buf []byte, ends []int, missed bool) {
 	return buf, ends, missed
 }
 
-// columns is the number of columns of a row of accesses, each a value
+// columns is the number of columns of a row of access_rows, each a value
 // bound per row.
 const columns = 3
 
@@ -374,7 +377,7 @@ var insertFull = insertStatement(rowsPerInsert)
 // insertStatement returns an INSERT OR REPLACE of n rows.
 func insertStatement(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR REPLACE INTO accesses
+	b.WriteString(`INSERT OR REPLACE INTO access_rows
 		(log_index, subject, row) VALUES `)
 	for i := range n {
 		if i > 0 {
@@ -388,16 +391,12 @@ func insertStatement(n int) string {
 // List returns at most limit items of the subject with the pseudonym
 // subject whose log index is at least from, in log order. It reads the
 // index one epoch at a time, from the epoch of from to that of the last
-// item stored, until it has limit items.
+// item stored, until it has limit items. In a file with a legacy table,
+// it reads both tables, each through its by-epoch index, and where both
+// hold a log index (an item added again since the upgrade) lists the one
+// of access_rows.
 func (x *Index) List(ctx context.Context, subject string, limit int, from uint64) ([]Item, error) {
 	if limit <= 0 || from > math.MaxInt64 {
-		return nil, nil
-	}
-	var last sql.NullInt64
-	if err := x.db.QueryRowContext(ctx, `SELECT max(log_index) FROM accesses`).Scan(&last); err != nil {
-		return nil, fmt.Errorf("subjectindex: list: %w", err)
-	}
-	if !last.Valid || uint64(last.Int64) < from {
 		return nil, nil
 	}
 	conn, err := x.db.Conn(ctx)
@@ -405,61 +404,156 @@ func (x *Index) List(ctx context.Context, subject string, limit int, from uint64
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
 	defer conn.Close()
-	stmt, err := conn.PrepareContext(ctx, listQuery)
-	if err != nil {
-		return nil, fmt.Errorf("subjectindex: list: %w", err)
+	tables := []*listTable{{format: formatVersion}}
+	if x.legacy != noLegacy {
+		tables = append(tables, &listTable{format: x.legacy})
 	}
-	defer stmt.Close()
+	last := int64(-1)
+	for _, t := range tables {
+		if err := t.open(ctx, conn); err != nil {
+			return nil, err
+		}
+		defer t.stmt.Close()
+		last = max(last, t.last)
+	}
+	if last < 0 || uint64(last) < from {
+		return nil, nil
+	}
 	prefix := subjectPrefix(subject)
-	var out []Item
-	for epoch := from >> epochBits; epoch <= uint64(last.Int64)>>epochBits && len(out) < limit; epoch++ {
-		if out, err = x.listEpoch(ctx, conn, stmt, out, epoch, prefix, subject, from, limit-len(out)); err != nil {
+	var (
+		out          []Item
+		newer, older []listed
+	)
+	for epoch := from >> epochBits; epoch <= uint64(last)>>epochBits && len(out) < limit; epoch++ {
+		if newer, err = x.listEpoch(ctx, conn, tables[0], newer[:0], epoch, prefix, subject, from, limit-len(out)); err != nil {
+			return nil, err
+		}
+		older = older[:0]
+		if len(tables) > 1 {
+			if older, err = x.listEpoch(ctx, conn, tables[1], older, epoch, prefix, subject, from, limit-len(out)); err != nil {
+				return nil, err
+			}
+		}
+		if out, err = appendMerged(out, newer, older, limit-len(out)); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// listQuery reads a subject's rows of one epoch from a log index on, in
-// log order, from the by-subject index: epoch, pseudonym prefix, the whole
-// pseudonym, from, limit.
-const listQuery = `SELECT log_index, row FROM accesses
+// listTable is a table of rows List reads: access_rows, or a legacy table.
+type listTable struct {
+	format int // of its rows
+	// first and last are its least and greatest log indexes, -1 when it
+	// is empty: List reads no epoch of a table outside them.
+	first, last int64
+	stmt        *sql.Stmt // listQuery(format)
+}
+
+// open reads t's first and last log indexes, and prepares its query.
+func (t *listTable) open(ctx context.Context, conn *sql.Conn) error {
+	table := tableOf(t.format)
+	var first, last sql.NullInt64
+	if err := conn.QueryRowContext(ctx, rangeQuery(table)).Scan(&first, &last); err != nil {
+		return fmt.Errorf("subjectindex: list %s: %w", table, err)
+	}
+	t.first, t.last = -1, -1
+	if first.Valid && last.Valid {
+		t.first, t.last = first.Int64, last.Int64
+	}
+	var err error
+	if t.stmt, err = conn.PrepareContext(ctx, listQuery(t.format)); err != nil {
+		return fmt.Errorf("subjectindex: list %s: %w", table, err)
+	}
+	return nil
+}
+
+// rangeQuery returns the query of table's least and greatest log indexes:
+// one min or max per SELECT, which SQLite answers from an end of the
+// table's B-tree rather than by a scan.
+func rangeQuery(table string) string {
+	return `SELECT (SELECT min(log_index) FROM ` + table + `), (SELECT max(log_index) FROM ` + table + `)`
+}
+
+// holds reports whether t may have rows in epoch.
+func (t *listTable) holds(epoch uint64) bool {
+	return t.last >= 0 && uint64(t.first)>>epochBits <= epoch && epoch <= uint64(t.last)>>epochBits
+}
+
+// listQuery returns the query of a subject's rows of one epoch from a log
+// index on, in log order, in the table of the rows of format, through its
+// by-epoch index: epoch, pseudonym prefix, the whole pseudonym, from,
+// limit. It reads the log index, then the columns of itemColumns.
+func listQuery(format int) string {
+	return `SELECT log_index, ` + itemColumns(format) + ` FROM ` + tableOf(format) + `
 	WHERE log_index >> 16 = ? AND substr(subject, 1, 16) = ? AND subject = ? AND log_index >= ?
 	ORDER BY log_index LIMIT ?`
+}
 
-// listEpoch appends to out the subject's items of one epoch, read with
-// stmt, prepared on conn.
-func (x *Index) listEpoch(ctx context.Context, conn *sql.Conn, stmt *sql.Stmt, out []Item, epoch uint64, prefix, subject string, from uint64, limit int) ([]Item, error) {
-	rows, err := stmt.QueryContext(ctx, int64(epoch), prefix, subject, int64(from), limit)
+// listed is an item List read, or, with err, a row it could not decode:
+// an error only if the item is to be listed (not if another hides it, or
+// it is beyond the limit).
+type listed struct {
+	it  Item // with its index, always
+	err error
+}
+
+// listEpoch appends to out the subject's items of one epoch in t, read on
+// conn.
+func (x *Index) listEpoch(ctx context.Context, conn *sql.Conn, t *listTable, out []listed, epoch uint64, prefix, subject string, from uint64, limit int) ([]listed, error) {
+	if !t.holds(epoch) {
+		return out, nil
+	}
+	rows, err := t.stmt.QueryContext(ctx, int64(epoch), prefix, subject, int64(from), limit)
 	if err != nil {
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
 	}
 	defer rows.Close()
 	d := x.words.Load()
+	var s scanned
 	for rows.Next() {
-		var (
-			idx int64
-			row sql.RawBytes
-		)
-		if err := rows.Scan(&idx, &row); err != nil {
+		if err := s.scan(rows, t.format); err != nil {
 			return nil, fmt.Errorf("subjectindex: list: %w", err)
 		}
-		it, err := decodeRow(row, d)
+		it, err := s.decode(t.format, d)
 		if errors.Is(err, errUnknownWord) {
 			// Words added by another connection since d was loaded.
 			if d, err = x.reloadWords(ctx, conn, d); err != nil {
 				return nil, err
 			}
-			it, err = decodeRow(row, d)
+			it, err = s.decode(t.format, d)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("subjectindex: item %d: %w", idx, err)
-		}
-		it.Index, it.Subject = uint64(idx), subject
-		out = append(out, it)
+		it.Index, it.Subject = uint64(s.idx), subject
+		out = append(out, listed{it: it, err: err})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("subjectindex: list: %w", err)
+	}
+	return out, nil
+}
+
+// appendMerged appends to out the first n items of newer and older, both
+// in log order, where an item of newer hides one of older at its log
+// index. It fails at the first of them that could not be decoded.
+//
+// The first n of each hold the first n of the two: an item's place in
+// either is at most its place in both.
+func appendMerged(out []Item, newer, older []listed, n int) ([]Item, error) {
+	for ; n > 0 && len(newer)+len(older) > 0; n-- {
+		var l listed
+		switch {
+		case len(older) == 0 || len(newer) > 0 && newer[0].it.Index <= older[0].it.Index:
+			if len(older) > 0 && older[0].it.Index == newer[0].it.Index {
+				older = older[1:]
+			}
+			l, newer = newer[0], newer[1:]
+		default:
+			l, older = older[0], older[1:]
+		}
+		if l.err != nil {
+			return nil, fmt.Errorf("subjectindex: item %d: %w", l.it.Index, l.err)
+		}
+		out = append(out, l.it)
 	}
 	return out, nil
 }

@@ -211,11 +211,10 @@ func TestAddManyAcrossEpochs(t *testing.T) {
 	}
 }
 
-// TestListUsesIndex checks that List's query is answered from the
-// by-subject index, in order, rather than by a scan or a sort.
-func TestListUsesIndex(t *testing.T) {
-	x := open(t, filepath.Join(t.TempDir(), "subjects.db"))
-	rows, err := x.db.Query(`EXPLAIN QUERY PLAN `+listQuery, 0, "a", "a", 0, 10)
+// queryPlan returns the details of the plan of query with args.
+func queryPlan(t *testing.T, x *Index, query string, args ...any) []string {
+	t.Helper()
+	rows, err := x.db.Query(`EXPLAIN QUERY PLAN `+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,49 +228,34 @@ func TestListUsesIndex(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX accesses_by_epoch_subject") || !strings.Contains(plan[0], "rowid>?") {
-		t.Errorf("query plan = %q, want one search of accesses_by_epoch_subject with a rowid range", plan)
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
+	return plan
 }
 
-// TestOpenReplacesOldIndex opens a file written with the earlier index of
-// the whole pseudonym: the items stay, the old index goes.
-func TestOpenReplacesOldIndex(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "subjects.db")
-	x := open(t, path)
-	if err := x.Add(ctx, item(1, subjA), item(70000, subjA), item(2, subjB)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := x.db.Exec(`DROP INDEX accesses_by_epoch_subject; CREATE INDEX accesses_by_subject ON accesses (subject, log_index)`); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
-	y := open(t, path)
-	var names []string
-	rows, err := y.db.Query(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'accesses' AND sql IS NOT NULL ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
+// TestListUsesIndex checks that List's query of each table, access_rows
+// and a legacy table of every earlier format, is answered from the table's
+// by-epoch index, in order, rather than by a scan or a sort; and that its
+// first and last log indexes are read without a scan.
+func TestListUsesIndex(t *testing.T) {
+	for format := range formatVersion + 1 {
+		path := filepath.Join(t.TempDir(), "subjects.db")
+		if format < formatVersion {
+			writeLegacyFile(t, path, format, []string{"support"}, []Item{item(1, subjA)})
 		}
-		names = append(names, n)
-	}
-	rows.Close()
-	if diff := cmp.Diff([]string{"accesses_by_epoch_subject"}, names); diff != "" {
-		t.Errorf("indexes after Open (-want +got):\n%s", diff)
-	}
-	got, err := y.List(ctx, subjA, 10, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]uint64{1, 70000}, indexes(got)); diff != "" {
-		t.Errorf("List after Open (-want +got):\n%s", diff)
+		x := open(t, path)
+		for _, f := range []int{formatVersion, format} {
+			plan := queryPlan(t, x, listQuery(f), 0, "a", "a", 0, 10)
+			index := tableOf(f) + "_by_epoch_subject"
+			if len(plan) != 1 || !strings.Contains(plan[0], "SEARCH "+tableOf(f)+" USING INDEX "+index) || !strings.Contains(plan[0], "rowid>?") {
+				t.Errorf("file of format %d: query plan of rows of format %d = %q, want one search of %s with a rowid range", format, f, plan, index)
+			}
+			want := []string{"SCAN CONSTANT ROW", "SCALAR SUBQUERY 1", "SEARCH " + tableOf(f), "SCALAR SUBQUERY 2", "SEARCH " + tableOf(f)}
+			if diff := cmp.Diff(want, queryPlan(t, x, rangeQuery(tableOf(f)))); diff != "" {
+				t.Errorf("file of format %d: query plan of the range of rows of format %d (-want +got):\n%s", format, f, diff)
+			}
+		}
 	}
 }
 
