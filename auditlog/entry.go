@@ -217,8 +217,9 @@ type SchemaField struct {
 // canonical is still refused, and Encode(Decode(b)) == b holds by
 // construction rather than by the reader's care alone.
 
-// Encode returns the canonical JSON encoding of e, after checking that e is
-// a valid entry. It fails with ErrInvalidEntry or ErrEntryTooLarge.
+// Encode returns the canonical JSON encoding of e in version e.Version
+// (EntryVersion when 0), after checking that e is a valid entry. It fails
+// with ErrInvalidEntry or ErrEntryTooLarge.
 func Encode(e *Entry) ([]byte, error) {
 	if err := e.validate(); err != nil {
 		return nil, err
@@ -235,9 +236,10 @@ func Encode(e *Entry) ([]byte, error) {
 func (e Entry) MarshalJSON() ([]byte, error) { return Encode(&e) }
 
 // Decode parses an entry strictly: at most MaxEntrySize bytes, no unknown
-// fields, version 1, a valid entry, and in canonical form, so that
-// Encode(Decode(b)) == b for every b it accepts. Errors match
-// ErrInvalidEntry. The strings of the entry share one copy of b.
+// fields, a version from 1 to EntryVersion (kept in Entry.Version when
+// older), a valid entry, and in canonical form, so that Encode(Decode(b))
+// == b for every b it accepts. Errors match ErrInvalidEntry. The strings
+// of the entry share one copy of b.
 func Decode(b []byte) (*Entry, error) {
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrInvalidEntry, len(b), MaxEntrySize)
