@@ -41,20 +41,7 @@ CREATE INDEX accesses_by_epoch_subject ON accesses (log_index >> 16, substr(subj
 // did: roles and fields as JSON arrays, never null.
 func writeOldFile(t *testing.T, path string, items []Item) {
 	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// Earlier versions, like this one, left the file in WAL mode.
-	if _, err := db.Exec(`PRAGMA journal_mode = WAL; ` + oldSchema); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, it := range items {
+	writeFile(t, path, oldSchema, nil, func(tx *sql.Tx, _ *dict, it Item) error {
 		roles, fields := it.Roles, it.Fields
 		if roles == nil {
 			roles = []string{}
@@ -64,20 +51,16 @@ func writeOldFile(t *testing.T, path string, items []Item) {
 		}
 		r, err := json.Marshal(roles)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		f, err := json.Marshal(fields)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO accesses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, int64(it.Index), it.Subject,
-			it.Time.UnixMicro(), it.Kind, it.Decision, it.ActorType, string(r), it.Country, it.Purpose, string(f), it.Status); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+		_, err = tx.Exec(`INSERT INTO accesses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, int64(it.Index), it.Subject,
+			it.Time.UnixMicro(), it.Kind, it.Decision, it.ActorType, string(r), it.Country, it.Purpose, string(f), it.Status)
+		return err
+	}, items)
 }
 
 // v1Schema is the schema of format 1, as an earlier version created it.
@@ -139,7 +122,8 @@ func writeV2File(t *testing.T, path string, words []string, items []Item) {
 }
 
 // writeFile writes a new file of schema, its words table words, and
-// items, each with insert.
+// items, each with insert, in WAL mode as every version of the index left
+// its files.
 func writeFile(t *testing.T, path, schema string, words []string, insert func(*sql.Tx, *dict, Item) error, items []Item) {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
