@@ -1,19 +1,11 @@
 package vault
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"runtime"
 	"runtime/metrics"
 	"sync"
 	"testing"
-
-	"github.com/cloverenclave/clover/enclave"
-	"github.com/cloverenclave/clover/keys"
-	"github.com/cloverenclave/clover/schema"
-	"github.com/cloverenclave/clover/synth"
 )
 
 // warmVault is a vault over memory stores with a 256 MiB cache (the
@@ -25,36 +17,17 @@ var warmVault = sync.OnceValues(func() (*Vault, []string) { return syntheticVaul
 var coldVault = sync.OnceValues(func() (*Vault, []string) { return syntheticVault(0) })
 
 func syntheticVault(cacheBytes int64) (*Vault, []string) {
-	enc, _ := enclave.New(enclave.Default())
-	sch, _ := schema.New(schema.Default())
-	var sites []Site
-	for i, s := range enc.Sites() {
-		kek, _ := keys.NewFileKEK(bytes.Repeat([]byte{byte(i + 1)}, 32), rand.Reader)
-		sites = append(sites, Site{Name: s.Name, Store: newMem(), KEK: kek})
-	}
+	enc, sch, sites := memSites()
 	v, err := New(enc, sch, sites, WithCache(cacheBytes))
 	if err != nil {
 		panic(err)
 	}
-	ctx := context.Background()
-	gen := synth.New(1)
-	var ids []string
-	for i := 1; i <= 100_000; i++ {
-		s := gen.Subject(i)
-		body, _ := s.PutBody()
-		var put struct {
-			Country string                     `json:"country"`
-			Fields  map[string]json.RawMessage `json:"fields"`
-		}
-		if err := json.Unmarshal(body, &put); err != nil {
-			panic(err)
-		}
-		if _, err := v.Put(ctx, s.ID, put.Country, put.Fields); err == nil {
-			ids = append(ids, s.ID)
-		}
+	ids, err := putSubjects(v, 1, 100_000)
+	if err != nil {
+		panic(err)
 	}
 	for _, id := range ids {
-		if _, err := v.Get(ctx, id); err != nil {
+		if _, err := v.Get(context.Background(), id); err != nil {
 			panic(err)
 		}
 	}

@@ -21,10 +21,9 @@ import (
 	"github.com/cloverenclave/clover/synth"
 )
 
-// twinVaults returns two vaults over the same stores and keys, the first
-// with a cache of cacheBytes, the second without.
-func twinVaults(t testing.TB, cacheBytes int64) (cached, plain *Vault) {
-	t.Helper()
+// memSites returns the default enclave and schema, and its sites over
+// in-memory stores, each with a KEK of its own.
+func memSites() (*enclave.Enclave, *schema.Schema, []Site) {
 	enc, _ := enclave.New(enclave.Default())
 	sch, _ := schema.New(schema.Default())
 	var sites []Site
@@ -32,6 +31,14 @@ func twinVaults(t testing.TB, cacheBytes int64) (cached, plain *Vault) {
 		kek, _ := keys.NewFileKEK(bytes.Repeat([]byte{byte(i + 1)}, 32), crand.Reader)
 		sites = append(sites, Site{Name: s.Name, Store: newMem(), KEK: kek})
 	}
+	return enc, sch, sites
+}
+
+// twinVaults returns two vaults over the same stores and keys, the first
+// with a cache of cacheBytes, the second without.
+func twinVaults(t testing.TB, cacheBytes int64) (cached, plain *Vault) {
+	t.Helper()
+	enc, sch, sites := memSites()
 	cached, err := New(enc, sch, sites, WithCache(cacheBytes))
 	if err != nil {
 		t.Fatal(err)
@@ -43,11 +50,11 @@ func twinVaults(t testing.TB, cacheBytes int64) (cached, plain *Vault) {
 	return cached, plain
 }
 
-// putSynthetic writes synthetic subjects 1 to n and returns the ids the
-// enclave accepted.
-func putSynthetic(t testing.TB, v *Vault, n int) []string {
-	t.Helper()
-	gen := synth.New(7)
+// putSubjects writes synthetic subjects 1 to n of seed through Put and
+// returns the ids the enclave accepted (it refuses the ~1% outside its
+// jurisdictions).
+func putSubjects(v *Vault, seed uint64, n int) ([]string, error) {
+	gen := synth.New(seed)
 	var ids []string
 	for i := 1; i <= n; i++ {
 		s := gen.Subject(i)
@@ -57,11 +64,21 @@ func putSynthetic(t testing.TB, v *Vault, n int) []string {
 			Fields  map[string]json.RawMessage `json:"fields"`
 		}
 		if err := json.Unmarshal(body, &put); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if _, err := v.Put(context.Background(), s.ID, put.Country, put.Fields); err == nil {
 			ids = append(ids, s.ID)
 		}
+	}
+	return ids, nil
+}
+
+// putSynthetic is putSubjects of seed 7 in a test.
+func putSynthetic(t testing.TB, v *Vault, n int) []string {
+	t.Helper()
+	ids, err := putSubjects(v, 7, n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ids
 }
@@ -272,34 +289,41 @@ func TestEraseIsNeverUndoneByAConcurrentRead(t *testing.T) {
 		if _, err := cached.Put(ctx, id, "DE", fields("email", `"j@example.de"`)); err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		stop := make(chan struct{})
-		for range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-						cached.Get(ctx, id)
-					}
-				}
-			}()
-		}
+		stop := readConcurrently(3, func() { cached.Get(ctx, id) })
 		if _, err := cached.Erase(ctx, id); err != nil {
+			stop()
 			t.Fatal(err)
 		}
 		// Readers are still running: none may bring the record back.
 		for range 20 {
 			if rec, err := cached.Get(ctx, id); !errors.Is(err, ErrNotFound) {
-				close(stop)
-				wg.Wait()
+				stop()
 				t.Fatalf("round %d: read after erasure = %+v, %v; want ErrNotFound", round, rec, err)
 			}
 		}
-		close(stop)
+		stop()
+	}
+}
+
+// readConcurrently runs read over and over in n goroutines until the
+// returned stop is called; stop returns once they have all ended.
+func readConcurrently(n int, read func()) (stop func()) {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					read()
+				}
+			}
+		})
+	}
+	return func() {
+		close(done)
 		wg.Wait()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/cloverenclave/clover/keys"
 	"github.com/cloverenclave/clover/schema"
 	"github.com/cloverenclave/clover/store/sqlite"
-	"github.com/cloverenclave/clover/synth"
 )
 
 // sqliteVault is a vault over SQLite holding synthetic subjects 1 to n
@@ -41,18 +39,8 @@ func sqliteVault(b *testing.B, n int) *Vault {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gen := synth.New(1)
-	for i := 1; i <= n; i++ {
-		s := gen.Subject(i)
-		body, _ := s.PutBody()
-		var put struct {
-			Country string                     `json:"country"`
-			Fields  map[string]json.RawMessage `json:"fields"`
-		}
-		if err := json.Unmarshal(body, &put); err != nil {
-			b.Fatal(err)
-		}
-		v.Put(context.Background(), s.ID, put.Country, put.Fields) // the ~1% outside the EU/EEA are refused
+	if _, err := putSubjects(v, 1, n); err != nil {
+		b.Fatal(err)
 	}
 	return v
 }

@@ -410,33 +410,15 @@ func TestCacheNeverServesStaleUnderConcurrentWrites(t *testing.T) {
 	v, _ := newCachedFixture(t)
 	ctx := context.Background()
 	v.Put(ctx, "gus", "IE", fields("interests", `"0"`))
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					v.Get(ctx, "gus")
-				}
-			}
-		}()
-	}
+	stop := readConcurrently(4, func() { v.Get(ctx, "gus") })
+	defer stop()
 	for i := 1; i <= 200; i++ {
 		v.Put(ctx, "gus", "IE", fields("interests", fmt.Sprintf(`"%d"`, i)))
 		rec, err := v.Get(ctx, "gus")
 		if err != nil || string(rec.Fields["interests"]) != fmt.Sprintf(`"%d"`, i) {
-			close(stop)
-			wg.Wait()
 			t.Fatalf("after write %d read %s, %v", i, rec.Fields["interests"], err)
 		}
 	}
-	close(stop)
-	wg.Wait()
 }
 
 func TestValidID(t *testing.T) {
